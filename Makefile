@@ -1,0 +1,88 @@
+# Makefile — builds build/convd and the test binaries, runs the suites.
+# `make run` and `make test` install missing Debian packages first (tools/install-deps.sh).
+
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+PKGS := openblas jansson libmicrohttpd libuv libcurl
+
+ifeq ($(SAN),1)
+  BUILD := $(BUILD)-san
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+endif
+
+CPPFLAGS += -I. -D_GNU_SOURCE
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -Wall -Wextra -Werror -fno-omit-frame-pointer -pthread $(SANFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS += $(PKG_LIBS) -lm -lpthread
+LDFLAGS += $(SANFLAGS)
+
+CORE_SRC := $(wildcard core/*.c core/kernels/*.c)
+PROTO_SRC := $(wildcard proto/*.c)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+# Kernels for an instruction set are named after it and compiled for it;
+# the dispatch table picks them at run time only where the CPU has it.
+$(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
+$(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
+
+.PHONY: all deps run test unit conformance golden clean
+all: $(BUILD)/convd
+
+deps:
+	@tools/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libconvcore.a: $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libconvproto.a: $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libconvserver.a: $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+LIBS := $(BUILD)/libconvserver.a $(BUILD)/libconvproto.a $(BUILD)/libconvcore.a
+
+$(BUILD)/convd: $(BUILD)/obj/server/main.o $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
+
+test: deps
+	$(MAKE) --no-print-directory unit
+
+# the suites without the dependency check (what test runs after deps)
+unit: $(BUILD)/convd $(TEST_BIN)
+	@tests/run-tests.sh $(BUILD)
+
+run: deps $(BUILD)/convd
+	@tools/run-example.sh $(BUILD)
+
+# differential test against torch on random models (needs python3-torch)
+CONFORMANCE_MODELS ?= 200
+conformance: $(BUILD)/convd
+	/usr/bin/python3 tests/conformance.py --convd $(BUILD)/convd --models $(CONFORMANCE_MODELS)
+
+# regenerates the committed golden cases (needs python3-torch)
+golden:
+	/usr/bin/python3 tests/gen_golden.py --out tests/golden
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

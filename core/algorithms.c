@@ -1,0 +1,82 @@
+/* algorithms.c — the algorithm table and the pure heuristic that picks an
+ * entry for a convolution; CPU features are read once per process. */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "core/internal.h"
+
+static conv_cpu_features cpu_features;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+
+/* Written once under pthread_once and read-only afterwards, so sharing it
+ * between models and threads needs no lock. */
+static void detect_cpu(void)
+{
+    __builtin_cpu_init();
+    cpu_features.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    cpu_features.avx512f = __builtin_cpu_supports("avx512f");
+}
+
+const conv_cpu_features *conv_cpu(void)
+{
+    pthread_once(&cpu_once, detect_cpu);
+    return &cpu_features;
+}
+
+/* The table: one entry per algorithm; NULL where no kernel exists. */
+static const conv_kernel *const kernel_table[CONV_ALGO_COUNT] = {
+    [CONV_ALGO_DIRECT] = &conv_kernel_direct,
+    [CONV_ALGO_IM2COL] = &conv_kernel_im2col,
+    [CONV_ALGO_GEMM_1X1] = &conv_kernel_gemm_1x1,
+};
+
+const conv_kernel *conv_kernel_for(conv_algorithm algo)
+{
+    if ((unsigned)algo >= CONV_ALGO_COUNT) return NULL;
+    return kernel_table[algo];
+}
+
+static bool usable(conv_algorithm algo, const conv_params *p)
+{
+    const conv_kernel *k = conv_kernel_for(algo);
+    return k && k->supports(p);
+}
+
+conv_status conv_select_algorithm(const conv_params *p, const conv_dims *in, conv_algorithm forced,
+                                  bool allow_winograd, conv_algorithm *chosen, conv_error *err)
+{
+    (void)in;
+    if (forced != CONV_ALGO_AUTO) {
+        if (!usable(forced, p) || (forced == CONV_ALGO_WINOGRAD && !allow_winograd))
+            return conv_fail(err, CONV_UNSUPPORTED_ALGORITHM,
+                             "algorithm \"%s\" cannot run this convolution (kernel %lldx%lld, stride %lldx%lld, "
+                             "dilation %lldx%lld, groups %lld)",
+                             conv_algorithm_name(forced), (long long)p->kernel_h, (long long)p->kernel_w,
+                             (long long)p->stride_h, (long long)p->stride_w, (long long)p->dilation_h,
+                             (long long)p->dilation_w, (long long)p->groups);
+        *chosen = forced;
+        return CONV_OK;
+    }
+    /* Heuristic, most specific first:
+     *  - depthwise (one input channel per group): a dedicated kernel when
+     *    present; GEMMs of one row are pointless there, so otherwise direct;
+     *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
+     *  - 3x3 stride-1 dilation-1 with enough channels: Winograd when allowed;
+     *  - everything else: im2col + GEMM. */
+    bool depthwise = p->groups > 1 && p->groups == p->in_channels;
+    if (depthwise) {
+        *chosen = usable(CONV_ALGO_DEPTHWISE, p) ? CONV_ALGO_DEPTHWISE : CONV_ALGO_DIRECT;
+        return CONV_OK;
+    }
+    if (usable(CONV_ALGO_GEMM_1X1, p)) {
+        *chosen = CONV_ALGO_GEMM_1X1;
+        return CONV_OK;
+    }
+    if (allow_winograd && usable(CONV_ALGO_WINOGRAD, p) && p->in_channels / p->groups >= 16 &&
+        p->out_channels / p->groups >= 16) {
+        *chosen = CONV_ALGO_WINOGRAD;
+        return CONV_OK;
+    }
+    *chosen = CONV_ALGO_IM2COL;
+    return CONV_OK;
+}

@@ -1,0 +1,778 @@
+/* model.c — sequential models: load (validate specs, match and fold weights,
+ * pack them per algorithm), plan (shapes, algorithms, workspace, statistics
+ * for one input shape) and run (allocation-free, over a caller workspace).
+ *
+ * A model compiles its layers into ops. An op computes one layer, or a layer
+ * plus the BatchNorm folded into its weights and the activation fused into
+ * its epilogue; a SeparableConv2d op holds two convolution stages. Layers
+ * absorbed into another op keep their statistics row with fused_into set. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/internal.h"
+
+typedef enum op_kind { OP_CONV, OP_SEPARABLE, OP_BATCHNORM, OP_ACTIVATION, OP_MAXPOOL, OP_AVGPOOL } op_kind;
+
+/* One convolution with the weights it owns (BatchNorm already folded in). */
+typedef struct conv_stage {
+    conv_params params;         /* zero pads when padding_mode != zeros */
+    conv_padding_mode pad_mode;
+    int64_t mode_pads[4];       /* pads applied by a padded copy for non-zero modes */
+    float *weight;              /* OIHW; NULL for structure-only models */
+    float *bias;                /* NULL when the layer has none and nothing was folded */
+    conv_algorithm forced;
+    void *packed[CONV_ALGO_COUNT];
+} conv_stage;
+
+typedef struct model_op {
+    op_kind kind;
+    size_t layer;        /* the model layer this op is for */
+    size_t last_layer;   /* the last layer it absorbs (folded BN, fused activation) */
+    conv_stage stage[2]; /* OP_CONV: [0]; OP_SEPARABLE: depthwise [0], pointwise [1] */
+    conv_activation act; /* OP_ACTIVATION */
+    float *scale, *shift; /* OP_BATCHNORM */
+} model_op;
+
+struct conv_model {
+    size_t n_layers;
+    conv_layer_spec *layers;
+    int *fused_into; /* per layer: index of the absorbing layer or -1 */
+    size_t n_ops;
+    model_op *ops;
+    conv_model_options opts;
+};
+
+typedef struct op_plan {
+    conv_dims in, mid, out; /* mid: the depthwise output of a separable op */
+    conv_algorithm algo[2];
+} op_plan;
+
+struct conv_plan {
+    const conv_model *model;
+    op_plan *ops;
+    conv_model_stats stats;
+    size_t act_bytes; /* each of the two ping-pong activation buffers */
+    size_t mid_bytes; /* separable intermediate */
+    size_t pad_bytes; /* padded copy for non-zero padding modes */
+};
+
+void conv_model_options_init(conv_model_options *opts)
+{
+    opts->fold_batchnorm = true;
+    opts->allow_winograd = true;
+    opts->fuse = true;
+    opts->structure_only = false;
+}
+
+/* ------------------------------------------------------------------ load */
+
+static void stage_free(conv_stage *st)
+{
+    for (int a = 0; a < CONV_ALGO_COUNT; a++) {
+        const conv_kernel *k = conv_kernel_for((conv_algorithm)a);
+        if (st->packed[a] && k && k->release) k->release(st->packed[a]);
+    }
+    conv_aligned_free(st->weight);
+    conv_aligned_free(st->bias);
+}
+
+void conv_model_destroy(conv_model *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->n_ops; i++) {
+        stage_free(&m->ops[i].stage[0]);
+        stage_free(&m->ops[i].stage[1]);
+        conv_aligned_free(m->ops[i].scale);
+        conv_aligned_free(m->ops[i].shift);
+    }
+    free(m->ops);
+    free(m->layers);
+    free(m->fused_into);
+    free(m);
+}
+
+size_t conv_model_layer_count(const conv_model *m) { return m->n_layers; }
+const conv_layer_spec *conv_model_layer(const conv_model *m, size_t i) { return i < m->n_layers ? &m->layers[i] : NULL; }
+
+/* The weights for each layer, found by state_dict key "<layer>.<suffix>". */
+typedef struct weight_table {
+    const conv_tensor *t[CONV_MAX_LAYER_PARAMS]; /* per param desc, NULL if absent */
+} weight_table;
+
+static conv_status match_weights(const conv_model *m, const conv_named_tensor *w, size_t n_w, weight_table *tables,
+                                 conv_error *err)
+{
+    char want[96], got[96];
+    for (size_t k = 0; k < n_w; k++) {
+        const char *name = w[k].name ? w[k].name : "";
+        char *end = NULL;
+        unsigned long long layer = strtoull(name, &end, 10);
+        bool numbered = end != name && *end == '.' && name[0] >= '0' && name[0] <= '9';
+        conv_param_desc descs[CONV_MAX_LAYER_PARAMS];
+        size_t nd = numbered && layer < m->n_layers ? conv_layer_param_descs(&m->layers[layer], descs) : 0;
+        size_t d = 0;
+        while (d < nd && strcmp(end + 1, descs[d].suffix) != 0) d++;
+        if (d == nd) {
+            if (!w[k].is_float) continue; /* e.g. "1.num_batches_tracked" (I64) */
+            return conv_fail(err, CONV_INVALID_WEIGHTS, "unexpected weight \"%s\": the model has no such tensor",
+                             name);
+        }
+        if (!w[k].is_float)
+            return conv_fail(err, CONV_INVALID_WEIGHTS, "weight \"%s\" must be a float tensor, got %s", name,
+                             w[k].dtype ? w[k].dtype : "a non-float dtype");
+        if (tables[layer].t[d])
+            return conv_fail(err, CONV_INVALID_WEIGHTS, "weight \"%s\" is given twice", name);
+        const conv_tensor *t = &w[k].tensor;
+        bool same = t->rank == descs[d].rank && t->data != NULL;
+        for (int i = 0; same && i < t->rank; i++) same = t->dims[i] == descs[d].dims[i];
+        if (!same) {
+            conv_shape_format(descs[d].dims, descs[d].rank, want, sizeof want);
+            conv_shape_format(t->dims, t->rank, got, sizeof got);
+            return conv_fail(err, CONV_INVALID_WEIGHTS, "weight \"%s\": expected shape %s, got %s", name, want, got);
+        }
+        tables[layer].t[d] = t;
+    }
+    for (size_t l = 0; l < m->n_layers; l++) {
+        conv_param_desc descs[CONV_MAX_LAYER_PARAMS];
+        size_t nd = conv_layer_param_descs(&m->layers[l], descs);
+        for (size_t d = 0; d < nd; d++) {
+            if (tables[l].t[d]) continue;
+            conv_shape_format(descs[d].dims, descs[d].rank, want, sizeof want);
+            return conv_fail(err, CONV_INVALID_WEIGHTS, "missing weight \"%zu.%s\" (expected shape %s)", l,
+                             descs[d].suffix, want);
+        }
+    }
+    return CONV_OK;
+}
+
+static const conv_tensor *param(const conv_model *m, const weight_table *tables, size_t layer, const char *suffix)
+{
+    if (!tables) return NULL;
+    conv_param_desc descs[CONV_MAX_LAYER_PARAMS];
+    size_t nd = conv_layer_param_descs(&m->layers[layer], descs);
+    for (size_t d = 0; d < nd; d++)
+        if (strcmp(descs[d].suffix, suffix) == 0) return tables[layer].t[d];
+    return NULL;
+}
+
+static float *copy_floats(const float *src, size_t n)
+{
+    float *dst = conv_aligned_alloc(n * sizeof(float));
+    if (dst && src) memcpy(dst, src, n * sizeof(float));
+    return dst;
+}
+
+static void stage_params(conv_stage *st, const conv_layer_spec *s, int64_t in_c, int64_t out_c, int64_t groups,
+                         bool pointwise)
+{
+    conv_params *p = &st->params;
+    memset(p, 0, sizeof *p);
+    p->in_channels = in_c;
+    p->out_channels = out_c;
+    p->groups = groups;
+    p->kernel_h = pointwise ? 1 : s->kernel_size[0];
+    p->kernel_w = pointwise ? 1 : s->kernel_size[1];
+    p->stride_h = pointwise ? 1 : s->stride[0];
+    p->stride_w = pointwise ? 1 : s->stride[1];
+    p->dilation_h = pointwise ? 1 : s->dilation[0];
+    p->dilation_w = pointwise ? 1 : s->dilation[1];
+    st->pad_mode = CONV_PAD_ZEROS;
+    if (!pointwise) {
+        int64_t pads[4];
+        conv_resolve_padding(s, pads);
+        if (s->padding_mode == CONV_PAD_ZEROS) {
+            p->pad_top = pads[0], p->pad_bottom = pads[1], p->pad_left = pads[2], p->pad_right = pads[3];
+        } else {
+            st->pad_mode = s->padding_mode;
+            memcpy(st->mode_pads, pads, sizeof pads);
+        }
+    }
+    /* A forced "direct" on a SeparableConv2d means both stages; any other
+     * forced algorithm names the depthwise stage (or the fused pair). */
+    st->forced = s->algorithm;
+    if (pointwise && s->algorithm != CONV_ALGO_DIRECT) st->forced = CONV_ALGO_AUTO;
+}
+
+static conv_status stage_load_weights(conv_stage *st, const conv_tensor *w, const conv_tensor *b, conv_error *err)
+{
+    if (!w) return CONV_OK; /* structure only */
+    size_t n = conv_tensor_numel(w);
+    st->weight = copy_floats(w->data, n);
+    if (!st->weight) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory copying weights");
+    if (b) {
+        st->bias = copy_floats(b->data, (size_t)st->params.out_channels);
+        if (!st->bias) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory copying a bias");
+    }
+    return CONV_OK;
+}
+
+/* BatchNorm after a convolution becomes a per-output-channel scale of the
+ * weights and a new bias, computed in double: y = (conv(x) + b - mean) *
+ * gamma / sqrt(var + eps) + beta. */
+static conv_status fold_batchnorm(conv_stage *st, const conv_layer_spec *bn, const conv_tensor *gamma,
+                                  const conv_tensor *beta, const conv_tensor *mean, const conv_tensor *var,
+                                  conv_error *err)
+{
+    if (!st->weight) return CONV_OK;
+    int64_t oc_n = st->params.out_channels;
+    size_t per_oc =
+        (size_t)(st->params.in_channels / st->params.groups * st->params.kernel_h * st->params.kernel_w);
+    if (!st->bias) {
+        st->bias = conv_aligned_alloc((size_t)oc_n * sizeof(float));
+        if (!st->bias) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory folding BatchNorm");
+        memset(st->bias, 0, (size_t)oc_n * sizeof(float));
+    }
+    for (int64_t oc = 0; oc < oc_n; oc++) {
+        double g = gamma ? gamma->data[oc] : 1.0, bt = beta ? beta->data[oc] : 0.0;
+        double a = g / sqrt((double)var->data[oc] + bn->eps);
+        float *w = st->weight + (size_t)oc * per_oc;
+        for (size_t i = 0; i < per_oc; i++) w[i] = (float)((double)w[i] * a);
+        st->bias[oc] = (float)(((double)st->bias[oc] - mean->data[oc]) * a + bt);
+    }
+    return CONV_OK;
+}
+
+static conv_status stage_pack(conv_stage *st, const conv_model_options *opts, conv_error *err)
+{
+    if (!st->weight) return CONV_OK;
+    for (int a = 0; a < CONV_ALGO_COUNT; a++) {
+        const conv_kernel *k = conv_kernel_for((conv_algorithm)a);
+        if (!k || !k->pack || !k->supports(&st->params)) continue;
+        if (a == CONV_ALGO_WINOGRAD && !opts->allow_winograd) continue;
+        conv_status s = k->pack(&st->params, st->weight, st->bias, &st->packed[a], err);
+        if (s) return s;
+    }
+    return CONV_OK;
+}
+
+static bool is_activation(const conv_layer_spec *s)
+{
+    return s->type == CONV_LAYER_RELU || s->type == CONV_LAYER_RELU6;
+}
+
+static conv_activation activation_of(const conv_layer_spec *s)
+{
+    return s->type == CONV_LAYER_RELU6 ? CONV_ACT_RELU6 : CONV_ACT_RELU;
+}
+
+/* Folds a BatchNorm that directly follows layer `i` into `st`, then fuses an
+ * activation that follows; returns the last layer absorbed. */
+static conv_status absorb_followers(conv_model *m, const weight_table *tables, size_t i, conv_stage *st,
+                                    size_t *last, conv_error *err)
+{
+    size_t j = i + 1;
+    *last = i;
+    if (m->opts.fold_batchnorm && j < m->n_layers && m->layers[j].type == CONV_LAYER_BATCHNORM2D &&
+        m->layers[j].num_features == st->params.out_channels) {
+        conv_status s = fold_batchnorm(st, &m->layers[j], param(m, tables, j, "weight"), param(m, tables, j, "bias"),
+                                       param(m, tables, j, "running_mean"), param(m, tables, j, "running_var"), err);
+        if (s) return s;
+        m->fused_into[j] = (int)i;
+        *last = j++;
+    }
+    if (m->opts.fuse && j < m->n_layers && is_activation(&m->layers[j])) {
+        st->params.activation = activation_of(&m->layers[j]);
+        m->fused_into[j] = (int)i;
+        *last = j;
+    }
+    return CONV_OK;
+}
+
+static conv_status compile_layer(conv_model *m, const weight_table *tables, size_t i, model_op *op, size_t *next,
+                                 conv_error *err)
+{
+    const conv_layer_spec *s = &m->layers[i];
+    conv_status st = CONV_OK;
+    memset(op, 0, sizeof *op);
+    op->layer = op->last_layer = i;
+    switch (s->type) {
+    case CONV_LAYER_CONV2D:
+        op->kind = OP_CONV;
+        stage_params(&op->stage[0], s, s->in_channels, s->out_channels, s->groups, false);
+        if ((st = stage_load_weights(&op->stage[0], param(m, tables, i, "weight"), param(m, tables, i, "bias"), err)))
+            return st;
+        if ((st = absorb_followers(m, tables, i, &op->stage[0], &op->last_layer, err))) return st;
+        if ((st = stage_pack(&op->stage[0], &m->opts, err))) return st;
+        break;
+    case CONV_LAYER_SEPARABLE_CONV2D: {
+        int64_t mid = s->in_channels * s->depth_multiplier;
+        op->kind = OP_SEPARABLE;
+        stage_params(&op->stage[0], s, s->in_channels, mid, s->in_channels, false);
+        stage_params(&op->stage[1], s, mid, s->out_channels, 1, true);
+        if ((st = stage_load_weights(&op->stage[0], param(m, tables, i, "depthwise.weight"),
+                                     param(m, tables, i, "depthwise.bias"), err)) ||
+            (st = stage_load_weights(&op->stage[1], param(m, tables, i, "pointwise.weight"),
+                                     param(m, tables, i, "pointwise.bias"), err)))
+            return st;
+        if ((st = absorb_followers(m, tables, i, &op->stage[1], &op->last_layer, err))) return st;
+        if ((st = stage_pack(&op->stage[0], &m->opts, err)) || (st = stage_pack(&op->stage[1], &m->opts, err)))
+            return st;
+        break;
+    }
+    case CONV_LAYER_BATCHNORM2D: {
+        op->kind = OP_BATCHNORM;
+        const conv_tensor *mean = param(m, tables, i, "running_mean");
+        if (!mean) break; /* structure only */
+        const conv_tensor *var = param(m, tables, i, "running_var");
+        const conv_tensor *gamma = param(m, tables, i, "weight"), *beta = param(m, tables, i, "bias");
+        size_t c = (size_t)s->num_features;
+        op->scale = conv_aligned_alloc(c * sizeof(float));
+        op->shift = conv_aligned_alloc(c * sizeof(float));
+        if (!op->scale || !op->shift) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory loading BatchNorm2d");
+        for (size_t k = 0; k < c; k++) {
+            double a = (gamma ? gamma->data[k] : 1.0) / sqrt((double)var->data[k] + s->eps);
+            op->scale[k] = (float)a;
+            op->shift[k] = (float)((beta ? beta->data[k] : 0.0) - mean->data[k] * a);
+        }
+        break;
+    }
+    case CONV_LAYER_RELU:
+    case CONV_LAYER_RELU6:
+        op->kind = OP_ACTIVATION;
+        op->act = activation_of(s);
+        break;
+    case CONV_LAYER_MAXPOOL2D: op->kind = OP_MAXPOOL; break;
+    case CONV_LAYER_AVGPOOL2D: op->kind = OP_AVGPOOL; break;
+    case CONV_LAYER_TYPE_COUNT: break;
+    }
+    *next = op->last_layer + 1;
+    return CONV_OK;
+}
+
+conv_status conv_model_create(const conv_layer_spec *layers, size_t n_layers, const conv_named_tensor *weights,
+                              size_t n_weights, const conv_model_options *opts, conv_model **out, conv_error *err)
+{
+    *out = NULL;
+    if (n_layers == 0) return conv_fail(err, CONV_INVALID_PARAMETER, "a model needs at least one layer");
+    if (n_layers > 65536) return conv_fail(err, CONV_LIMIT_EXCEEDED, "%zu layers is more than 65536", n_layers);
+    for (size_t i = 0; i < n_layers; i++) {
+        conv_error e;
+        conv_status s = conv_layer_spec_validate(&layers[i], &e);
+        if (s) return conv_fail(err, s, "layers[%zu] (%s): %s", i, conv_layer_type_name(layers[i].type), e.message);
+    }
+    conv_model *m = calloc(1, sizeof *m);
+    if (!m) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory creating a model");
+    if (opts) m->opts = *opts;
+    else conv_model_options_init(&m->opts);
+    m->n_layers = n_layers;
+    m->layers = malloc(n_layers * sizeof *m->layers);
+    m->fused_into = malloc(n_layers * sizeof *m->fused_into);
+    m->ops = calloc(n_layers, sizeof *m->ops);
+    weight_table *tables = m->opts.structure_only ? NULL : calloc(n_layers, sizeof *tables);
+    conv_status s = CONV_OK;
+    if (!m->layers || !m->fused_into || !m->ops || (!m->opts.structure_only && !tables)) {
+        s = conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory creating a model");
+        goto fail;
+    }
+    memcpy(m->layers, layers, n_layers * sizeof *layers);
+    for (size_t i = 0; i < n_layers; i++) m->fused_into[i] = -1;
+    if (tables && (s = match_weights(m, weights, n_weights, tables, err))) goto fail;
+    for (size_t i = 0; i < n_layers;) {
+        size_t next = i + 1;
+        s = compile_layer(m, tables, i, &m->ops[m->n_ops], &next, err);
+        m->n_ops++; /* counted even on failure so destroy frees what it holds */
+        if (s) goto fail;
+        i = next;
+    }
+    free(tables);
+    *out = m;
+    return CONV_OK;
+fail:
+    free(tables);
+    conv_model_destroy(m);
+    return s;
+}
+
+/* ------------------------------------------------------------------ plan */
+
+static conv_dims dims_of(const int64_t s[4]) { return (conv_dims){s[0], s[1], s[2], s[3]}; }
+
+static bool activation_bytes(const conv_dims *d, size_t *bytes)
+{
+    int64_t v[4] = {d->n, d->c, d->h, d->w};
+    size_t n;
+    return conv_dims_product(v, 4, &n) && conv_size_mul(n, sizeof(float), bytes);
+}
+
+static bool padded_dims(const conv_stage *st, const conv_dims *in, conv_dims *out)
+{
+    *out = *in;
+    if (st->pad_mode == CONV_PAD_ZEROS) return false;
+    out->h = in->h + st->mode_pads[0] + st->mode_pads[1];
+    out->w = in->w + st->mode_pads[2] + st->mode_pads[3];
+    return true;
+}
+
+static conv_status plan_stage(const conv_model *m, const conv_stage *st, const conv_dims *in, conv_algorithm *algo,
+                              size_t *pad_bytes, conv_error *err)
+{
+    conv_dims padded;
+    if (padded_dims(st, in, &padded)) {
+        size_t bytes;
+        if (!activation_bytes(&padded, &bytes)) return conv_fail(err, CONV_LIMIT_EXCEEDED, "padded input size overflows");
+        if (bytes > *pad_bytes) *pad_bytes = bytes;
+    }
+    return conv_select_algorithm(&st->params, &padded, st->forced, m->opts.allow_winograd, algo, err);
+}
+
+static void set_standard_equivalent(conv_layer_stats *ls, const conv_layer_spec *s)
+{
+    int64_t kk = s->kernel_size[0] * s->kernel_size[1];
+    ls->has_standard_equivalent = true;
+    ls->standard_macs = ls->output_shape[0] * s->out_channels * ls->output_shape[2] * ls->output_shape[3] *
+                        s->in_channels * kk;
+    ls->standard_flops = 2 * ls->standard_macs;
+    ls->textbook_ratio = 1.0 / (double)s->out_channels + 1.0 / (double)kk;
+    ls->flop_ratio = ls->standard_flops ? (double)ls->flops / (double)ls->standard_flops : 0.0;
+}
+
+/* Per-layer static statistics: costs by the conventions in conv.h and the
+ * receptive field grown by each windowed layer: rf += (eff_kernel-1)*jump,
+ * jump *= stride. */
+static void layer_statistics(const conv_layer_spec *s, conv_layer_stats *ls, int64_t rf[2], int64_t jump[2])
+{
+    const int64_t *o = ls->output_shape;
+    int64_t out_pixels = o[0] * o[2] * o[3];
+    int64_t kk = s->kernel_size[0] * s->kernel_size[1];
+    int64_t kernel[2] = {1, 1}, stride[2] = {1, 1}, dil[2] = {1, 1};
+    switch (s->type) {
+    case CONV_LAYER_CONV2D:
+        ls->params = s->out_channels * (s->in_channels / s->groups) * kk + (s->bias ? s->out_channels : 0);
+        ls->macs = out_pixels * s->out_channels * (s->in_channels / s->groups) * kk;
+        ls->flops = 2 * ls->macs;
+        if (s->groups > 1 && s->groups == s->in_channels) set_standard_equivalent(ls, s);
+        break;
+    case CONV_LAYER_SEPARABLE_CONV2D: {
+        int64_t mid = s->in_channels * s->depth_multiplier;
+        ls->params = mid * kk + mid * s->out_channels + (s->bias ? mid + s->out_channels : 0);
+        ls->macs = out_pixels * mid * kk + out_pixels * s->out_channels * mid;
+        ls->flops = 2 * ls->macs;
+        set_standard_equivalent(ls, s);
+        break;
+    }
+    case CONV_LAYER_BATCHNORM2D:
+        ls->params = s->affine ? 2 * s->num_features : 0;
+        ls->macs = ls->fused_into >= 0 ? 0 : out_pixels * o[1];
+        ls->flops = 2 * ls->macs;
+        break;
+    case CONV_LAYER_AVGPOOL2D:
+        ls->macs = out_pixels * o[1] * kk;
+        ls->flops = 2 * ls->macs;
+        break;
+    default: break;
+    }
+    if (s->type == CONV_LAYER_CONV2D || s->type == CONV_LAYER_SEPARABLE_CONV2D || s->type == CONV_LAYER_MAXPOOL2D ||
+        s->type == CONV_LAYER_AVGPOOL2D) {
+        bool pool = s->type == CONV_LAYER_MAXPOOL2D || s->type == CONV_LAYER_AVGPOOL2D;
+        int64_t pstride[2];
+        if (pool) conv_pool_stride(s, pstride);
+        for (int i = 0; i < 2; i++) {
+            kernel[i] = s->kernel_size[i];
+            stride[i] = pool ? pstride[i] : s->stride[i];
+            dil[i] = s->type == CONV_LAYER_AVGPOOL2D ? 1 : s->dilation[i];
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        rf[i] += dil[i] * (kernel[i] - 1) * jump[i];
+        jump[i] *= stride[i];
+        ls->receptive_field[i] = rf[i];
+        ls->jump[i] = jump[i];
+    }
+}
+
+void conv_plan_destroy(conv_plan *plan)
+{
+    if (!plan) return;
+    free(plan->ops);
+    free(plan->stats.layers);
+    free(plan);
+}
+
+conv_status conv_plan_create(const conv_model *m, const int64_t input_shape[4], conv_plan **out, conv_error *err)
+{
+    *out = NULL;
+    conv_plan *plan = calloc(1, sizeof *plan);
+    if (!plan) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory planning a model");
+    plan->model = m;
+    plan->ops = calloc(m->n_ops, sizeof *plan->ops);
+    plan->stats.layers = calloc(m->n_layers, sizeof *plan->stats.layers);
+    conv_status s = CONV_OK;
+    if (!plan->ops || !plan->stats.layers) {
+        s = conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory planning a model");
+        goto fail;
+    }
+    conv_model_stats *ms = &plan->stats;
+    ms->n_layers = m->n_layers;
+    memcpy(ms->input_shape, input_shape, sizeof ms->input_shape);
+    int64_t shape[4], rf[2] = {1, 1}, jump[2] = {1, 1};
+    memcpy(shape, input_shape, sizeof shape);
+    {
+        size_t bytes;
+        conv_dims d = dims_of(shape);
+        for (int i = 0; i < 4; i++)
+            if (shape[i] <= 0) {
+                char buf[96];
+                conv_shape_format(shape, 4, buf, sizeof buf);
+                s = conv_fail(err, CONV_INVALID_SHAPE, "input shape %s must have positive dimensions", buf);
+                goto fail;
+            }
+        if (!activation_bytes(&d, &bytes)) {
+            s = conv_fail(err, CONV_LIMIT_EXCEEDED, "input size overflows");
+            goto fail;
+        }
+    }
+    for (size_t l = 0; l < m->n_layers; l++) {
+        conv_layer_stats *ls = &ms->layers[l];
+        conv_error e;
+        memcpy(ls->input_shape, shape, sizeof shape);
+        s = conv_layer_output_shape(&m->layers[l], shape, ls->output_shape, &e);
+        if (s) {
+            char buf[96];
+            conv_shape_format(shape, 4, buf, sizeof buf);
+            s = conv_fail(err, s, "layers[%zu] (%s) with input %s: %s", l, conv_layer_type_name(m->layers[l].type),
+                          buf, e.message);
+            goto fail;
+        }
+        ls->type = m->layers[l].type;
+        ls->fused_into = m->fused_into[l];
+        layer_statistics(&m->layers[l], ls, rf, jump);
+        memcpy(shape, ls->output_shape, sizeof shape);
+        /* every activation must be addressable; costs must not overflow */
+        size_t bytes;
+        conv_dims d = dims_of(shape);
+        if (!activation_bytes(&d, &bytes) || ls->macs < 0) {
+            s = conv_fail(err, CONV_LIMIT_EXCEEDED, "layers[%zu]: output size overflows", l);
+            goto fail;
+        }
+        if (bytes > plan->act_bytes) plan->act_bytes = bytes;
+        ms->params += ls->params;
+        ms->macs += ls->macs;
+    }
+    ms->flops = 2 * ms->macs;
+    memcpy(ms->output_shape, shape, sizeof shape);
+    memcpy(ms->receptive_field, rf, sizeof rf);
+    memcpy(ms->jump, jump, sizeof jump);
+
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const model_op *op = &m->ops[i];
+        op_plan *pl = &plan->ops[i];
+        conv_layer_stats *ls = &ms->layers[op->layer];
+        pl->in = dims_of(ls->input_shape);
+        pl->out = dims_of(ms->layers[op->last_layer].output_shape);
+        if (op->kind == OP_CONV) {
+            if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], &plan->pad_bytes, err))) goto fail;
+            ls->algorithm = pl->algo[0];
+            snprintf(ls->execution, sizeof ls->execution, "%s", conv_algorithm_name(pl->algo[0]));
+        } else if (op->kind == OP_SEPARABLE) {
+            pl->mid = pl->out;
+            pl->mid.c = op->stage[0].params.out_channels;
+            size_t bytes;
+            if (!activation_bytes(&pl->mid, &bytes)) {
+                s = conv_fail(err, CONV_LIMIT_EXCEEDED, "layers[%zu]: depthwise output size overflows", op->layer);
+                goto fail;
+            }
+            if (bytes > plan->mid_bytes) plan->mid_bytes = bytes;
+            if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], &plan->pad_bytes, err)) ||
+                (s = plan_stage(m, &op->stage[1], &pl->mid, &pl->algo[1], &plan->pad_bytes, err)))
+                goto fail;
+            ls->algorithm = pl->algo[0];
+            snprintf(ls->execution, sizeof ls->execution, "depthwise:%s+pointwise:%s", conv_algorithm_name(pl->algo[0]),
+                     conv_algorithm_name(pl->algo[1]));
+        } else {
+            snprintf(ls->execution, sizeof ls->execution, "%s",
+                     op->kind == OP_MAXPOOL || op->kind == OP_AVGPOOL ? "pool" : "elementwise");
+        }
+        for (size_t l = op->layer + 1; l <= op->last_layer; l++)
+            snprintf(ms->layers[l].execution, sizeof ms->layers[l].execution, "%s",
+                     m->layers[l].type == CONV_LAYER_BATCHNORM2D ? "folded" : "fused");
+    }
+    *out = plan;
+    return CONV_OK;
+fail:
+    conv_plan_destroy(plan);
+    return s;
+}
+
+void conv_plan_output_shape(const conv_plan *plan, int64_t out_shape[4])
+{
+    memcpy(out_shape, plan->stats.output_shape, sizeof plan->stats.output_shape);
+}
+
+const conv_model_stats *conv_plan_stats(const conv_plan *plan) { return &plan->stats; }
+
+/* Workspace layout: [activation A][activation B][separable mid][padded copy][kernel scratch] */
+typedef struct workspace_layout {
+    size_t act, mid, pad, kernel, total;
+} workspace_layout;
+
+static size_t align_up(size_t v) { return (v + CONV_ALIGNMENT - 1) & ~(size_t)(CONV_ALIGNMENT - 1); }
+
+static bool stage_scratch(const conv_stage *st, conv_algorithm algo, const conv_dims *in, const conv_dims *out,
+                          int threads, size_t *bytes)
+{
+    conv_dims padded;
+    padded_dims(st, in, &padded);
+    const conv_kernel *k = conv_kernel_for(algo);
+    return k->workspace_size(&st->params, &padded, out, threads, bytes);
+}
+
+static bool layout_workspace(const conv_plan *plan, int threads, workspace_layout *w)
+{
+    const conv_model *m = plan->model;
+    size_t kernel = 0;
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const op_plan *pl = &plan->ops[i];
+        size_t b;
+        if (m->ops[i].kind == OP_CONV) {
+            if (!stage_scratch(&m->ops[i].stage[0], pl->algo[0], &pl->in, &pl->out, threads, &b)) return false;
+            if (b > kernel) kernel = b;
+        } else if (m->ops[i].kind == OP_SEPARABLE) {
+            if (!stage_scratch(&m->ops[i].stage[0], pl->algo[0], &pl->in, &pl->mid, threads, &b)) return false;
+            if (b > kernel) kernel = b;
+            if (!stage_scratch(&m->ops[i].stage[1], pl->algo[1], &pl->mid, &pl->out, threads, &b)) return false;
+            if (b > kernel) kernel = b;
+        }
+    }
+    /* each region is below 2^62 (checked sizes), so aligning cannot wrap */
+    w->act = align_up(plan->act_bytes);
+    w->mid = align_up(plan->mid_bytes);
+    w->pad = align_up(plan->pad_bytes);
+    w->kernel = align_up(kernel);
+    size_t total = 0;
+    return conv_size_add(total, w->act, &total) && conv_size_add(total, w->act, &total) &&
+           conv_size_add(total, w->mid, &total) && conv_size_add(total, w->pad, &total) &&
+           conv_size_add(total, w->kernel, &total) && ((w->total = total), true);
+}
+
+size_t conv_plan_workspace_size(const conv_plan *plan, int threads)
+{
+    workspace_layout w;
+    if (threads < 1) threads = 1;
+    return layout_workspace(plan, threads, &w) ? w.total : SIZE_MAX;
+}
+
+/* ------------------------------------------------------------------- run */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void run_stage(const conv_stage *st, conv_algorithm algo, const float *src, float *dst, const conv_dims *in,
+                      const conv_dims *out, char *ws, const workspace_layout *w, conv_threadpool *pool)
+{
+    conv_dims padded;
+    const float *x = src;
+    if (padded_dims(st, in, &padded)) {
+        float *copy = (float *)(ws + 2 * w->act + w->mid);
+        conv_pad_plane(src, copy, in->n * in->c, in->h, in->w, st->mode_pads, st->pad_mode);
+        x = copy;
+    }
+    conv_run_args args = {
+        .params = &st->params,
+        .packed = st->packed[algo],
+        .weight = st->weight,
+        .bias = st->bias,
+        .input = x,
+        .output = dst,
+        .in = padded,
+        .out = *out,
+        .workspace = ws + 2 * w->act + w->mid + w->pad,
+        .pool = pool,
+    };
+    conv_kernel_for(algo)->run(&args);
+}
+
+conv_status conv_model_run(const conv_model *m, const conv_plan *plan, const float *input, float *output,
+                           void *workspace, conv_threadpool *pool, conv_model_stats *stats, conv_error *err)
+{
+    if (plan->model != m) return conv_fail(err, CONV_INVALID_STATE, "the plan was made for another model");
+    if (m->opts.structure_only)
+        return conv_fail(err, CONV_INVALID_STATE, "the model was loaded without weights and cannot run");
+    workspace_layout w;
+    if (!layout_workspace(plan, conv_threadpool_size(pool), &w))
+        return conv_fail(err, CONV_LIMIT_EXCEEDED, "workspace size overflows");
+    char *ws = workspace;
+    float *buf[2] = {(float *)ws, (float *)(ws + w.act)};
+    float *mid = (float *)(ws + 2 * w.act);
+    if (stats) {
+        conv_layer_stats *keep = stats->layers;
+        *stats = plan->stats;
+        stats->layers = keep;
+        memcpy(stats->layers, plan->stats.layers, m->n_layers * sizeof *keep);
+    }
+    const float *src = input;
+    double total_start = now_ms();
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const model_op *op = &m->ops[i];
+        const op_plan *pl = &plan->ops[i];
+        float *dst = i + 1 == m->n_ops ? output : (src == buf[0] ? buf[1] : buf[0]);
+        double start = stats ? now_ms() : 0;
+        size_t numel = (size_t)(pl->out.n * pl->out.c * pl->out.h * pl->out.w);
+        switch (op->kind) {
+        case OP_CONV: run_stage(&op->stage[0], pl->algo[0], src, dst, &pl->in, &pl->out, ws, &w, pool); break;
+        case OP_SEPARABLE:
+            run_stage(&op->stage[0], pl->algo[0], src, mid, &pl->in, &pl->mid, ws, &w, pool);
+            run_stage(&op->stage[1], pl->algo[1], mid, dst, &pl->mid, &pl->out, ws, &w, pool);
+            break;
+        case OP_BATCHNORM: conv_batchnorm_run(src, dst, &pl->in, op->scale, op->shift, pool); break;
+        case OP_ACTIVATION: conv_activation_run(src, dst, numel, op->act); break;
+        case OP_MAXPOOL: conv_maxpool_run(&m->layers[op->layer], src, dst, &pl->in, &pl->out, pool); break;
+        case OP_AVGPOOL: conv_avgpool_run(&m->layers[op->layer], src, dst, &pl->in, &pl->out, pool); break;
+        }
+        if (stats) stats->layers[op->layer].compute_ms = now_ms() - start;
+        src = dst;
+    }
+    if (stats) stats->compute_ms = now_ms() - total_start;
+    return CONV_OK;
+}
+
+conv_status conv_model_run_alloc(const conv_model *m, const conv_tensor *input, conv_tensor *output,
+                                 conv_threadpool *pool, conv_model_stats *stats, conv_error *err)
+{
+    memset(output, 0, sizeof *output);
+    if (input->rank != 4) {
+        char buf[96];
+        conv_shape_format(input->dims, input->rank, buf, sizeof buf);
+        return conv_fail(err, CONV_INVALID_SHAPE, "input must be 4-dimensional NCHW, got shape %s", buf);
+    }
+    conv_plan *plan;
+    conv_status s = conv_plan_create(m, input->dims, &plan, err);
+    if (s) return s;
+    int64_t out_shape[4];
+    conv_plan_output_shape(plan, out_shape);
+    size_t ws_bytes = conv_plan_workspace_size(plan, conv_threadpool_size(pool));
+    void *ws = ws_bytes == SIZE_MAX ? NULL : conv_aligned_alloc(ws_bytes);
+    if (!ws) {
+        conv_plan_destroy(plan);
+        return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory allocating a %zu-byte workspace", ws_bytes);
+    }
+    s = conv_tensor_alloc(output, 4, out_shape, err);
+    if (!s) s = conv_model_run(m, plan, input->data, output->data, ws, pool, stats, err);
+    if (s) conv_tensor_free(output);
+    conv_aligned_free(ws);
+    conv_plan_destroy(plan);
+    return s;
+}
+
+conv_status conv_model_stats_copy(const conv_model_stats *src, conv_model_stats *dst, conv_error *err)
+{
+    *dst = *src;
+    dst->layers = malloc((src->n_layers ? src->n_layers : 1) * sizeof *dst->layers);
+    if (!dst->layers) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory copying statistics");
+    memcpy(dst->layers, src->layers, src->n_layers * sizeof *dst->layers);
+    return CONV_OK;
+}
+
+void conv_model_stats_free(conv_model_stats *stats)
+{
+    if (!stats) return;
+    free(stats->layers);
+    stats->layers = NULL;
+    stats->n_layers = 0;
+}
