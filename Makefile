@@ -7,7 +7,7 @@ CC ?= cc
 PKGS := openblas jansson libmicrohttpd libuv libcurl
 
 ifeq ($(SAN),1)
-  BUILD := $(BUILD)-san
+  override BUILD := $(BUILD)-san
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
 
@@ -34,7 +34,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test unit conformance golden clean
+.PHONY: all deps run test unit conformance golden bench clean
 all: $(BUILD)/convd
 
 deps:
@@ -81,6 +81,10 @@ conformance: $(BUILD)/convd
 # regenerates the committed golden cases (needs python3-torch)
 golden:
 	/usr/bin/python3 tests/gen_golden.py --out tests/golden
+
+# kernels against PyTorch and oneDNN, side by side (needs python3-torch, libdnnl-dev)
+bench: deps $(BUILD)/convd
+	@bench/run.sh $(BUILD)
 
 clean:
 	rm -rf build build-san
