@@ -23,7 +23,7 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage, stderr);
+        fputs("convd: missing command (try convd --help)\n", stderr);
         return EXIT_USAGE;
     }
     /* Parallelism is ours (core thread pools, server workers): OpenBLAS

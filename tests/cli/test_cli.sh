@@ -83,7 +83,7 @@ expect 0 "usage: convd" -- "$convd" --help
 expect 0 "convd " -- "$convd" --version
 expect 0 "usage: convd run" -- "$convd" run --help
 expect 0 "usage: convd analyze" -- "$convd" analyze --help
-expect 2 "usage: convd" -- "$convd"
+expect 2 "missing command" -- "$convd"
 expect 2 "unknown command" -- "$convd" frobnicate
 expect 2 "needs MODEL_DIR" -- "$convd" run "$work/good"
 expect 2 "unknown option --bogus" -- "$convd" run "$work/good" "$work/x.npy" -o "$work/y.npy" --bogus
@@ -115,7 +115,7 @@ mkmodel "$work/extra" "$conv" "0.weight:4x3x3x3,0.bias:4,5.weight:2"
 expect 1 "5.weight" -- "$convd" run "$work/extra" "$work/x.npy" -o "$work/y.npy"
 mkmodel "$work/tracked" "$conv" "0.weight:4x3x3x3,0.bias:4,1.num_batches_tracked@I64:"
 expect 0 "" -- "$convd" run "$work/tracked" "$work/x.npy" -o "$work/y.npy"
-printf 'not json' > "$work/good2.json"; mkdir -p "$work/broken"; cp "$work/good2.json" "$work/broken/model.json"
+mkdir -p "$work/broken"; printf 'not json' > "$work/broken/model.json"; cp "$work/good/weights.safetensors" "$work/broken/"
 expect 1 "model.json" -- "$convd" run "$work/broken" "$work/x.npy" -o "$work/y.npy"
 mkmodel "$work/reflect" '[{"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 8, "padding_mode": "reflect"}]' "0.weight:4x3x3x3,0.bias:4"
 expect 1 "reflect padding must be smaller than the input" -- "$convd" run "$work/reflect" "$work/x.npy" -o "$work/y.npy"

@@ -78,7 +78,7 @@ static int check_output(const char *dir, const char *label, const conv_tensor *o
 
 static int run_case(const char *dir, int *runs)
 {
-    char path[1024];
+    char path[1100];
     conv_error err;
     conv_tensor input = {0}, expected = {0}, out = {0};
     int failures = 0;
