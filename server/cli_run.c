@@ -127,7 +127,7 @@ static void print_table(const char *name, const conv_model *model, const conv_mo
     char shape[96], a[32], b[32], c[32], rf[32], jump[32];
     conv_shape_format(st->input_shape, 4, shape, sizeof shape);
     printf("model %s, input %s\n\n", name, shape);
-    printf("%3s  %-16s %-20s %9s %9s %9s %9s %7s  %-28s\n", "#", "layer", "output", "params", "MACs", "FLOPs",
+    printf("%3s  %-16s %-20s %9s %9s %9s %9s %7s  %s\n", "#", "layer", "output", "params", "MACs", "FLOPs",
            "RF", "jump", "algorithm");
     for (size_t i = 0; i < st->n_layers; i++) {
         const conv_layer_stats *ls = &st->layers[i];
@@ -137,7 +137,7 @@ static void print_table(const char *name, const conv_model *model, const conv_mo
         format_count(ls->flops, c, sizeof c);
         snprintf(rf, sizeof rf, "%lldx%lld", (long long)ls->receptive_field[0], (long long)ls->receptive_field[1]);
         snprintf(jump, sizeof jump, "%lldx%lld", (long long)ls->jump[0], (long long)ls->jump[1]);
-        printf("%3zu  %-16s %-20s %9s %9s %9s %9s %7s  %-28s\n", i, conv_layer_type_name(ls->type), shape, a, b, c, rf,
+        printf("%3zu  %-16s %-20s %9s %9s %9s %9s %7s  %s\n", i, conv_layer_type_name(ls->type), shape, a, b, c, rf,
                jump, ls->execution);
     }
     format_count(st->params, a, sizeof a);
