@@ -70,7 +70,7 @@ conv_status model_dir_load_buffers(const char *model_json_text, size_t json_len,
             conv_model_destroy(model);
             model_json_free(&spec);
             if (st == CONV_OUT_OF_MEMORY) return conv_fail(err, st, "%s", e.message);
-            return conv_fail(err, st, "model.json: input.shape %s does not fit the layers: %s", shape, e.message);
+            return conv_fail(err, st, "model.json: input.shape %s: %s", shape, e.message);
         }
     }
     out->spec = spec;
