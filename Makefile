@@ -34,7 +34,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test unit conformance golden bench clean
+.PHONY: all deps run test unit conformance golden bench deploy-check clean
 all: $(BUILD)/convd
 
 deps:
@@ -85,6 +85,11 @@ golden:
 # kernels against PyTorch and oneDNN, side by side (needs python3-torch, libdnnl-dev)
 bench: deps $(BUILD)/convd
 	@bench/run.sh $(BUILD)
+
+# builds the container image with podman and smoke-tests it, checks /metrics
+# with promtool and Prometheus, validates the Kubernetes manifests
+deploy-check: $(BUILD)/convd
+	@tools/deploy-check.sh
 
 clean:
 	rm -rf build build-san
