@@ -115,7 +115,19 @@ def build_tables(entries, cells, threads_list):
         ["separable pair", "threads", "FLOP ratio 1/(1/n+1/k²)", "convd t(std)/t(sep)", "torch t(std)/t(sep)",
          "onednn_nchw t(std)/t(sep)"],
         sep_rows, "lrrrrr")
-    return main, sep
+    fastest = {key: min(r["min_ms"] for r in runs) for key, runs in cells.items() if runs}
+    min_rows = []
+    for e in entries:
+        for th in threads_list:
+            convd, torch, nchw, blocked = (fastest.get((e["text"], th, tool)) for tool in TOOLS)
+            anchors = [v for v in (torch, nchw) if v is not None]
+            min_rows.append([label(e), str(th), fmt_ms(convd), fmt_ms(torch), fmt_ms(nchw), fmt_ms(blocked),
+                             fmt_ratio(min(anchors) if anchors else None, convd), fmt_ratio(blocked, convd)])
+    mins = markdown_table(
+        ["shape", "threads", "convd min ms", "torch min ms", "onednn_nchw min ms", "onednn_blocked min ms",
+         "best anchor/convd", "onednn_blocked/convd"],
+        min_rows, "lrrrrrrr")
+    return main, sep, mins
 
 
 def spread_note(cells):
@@ -156,6 +168,7 @@ def main():
     ap.add_argument("--command", default="make bench")
     ap.add_argument("--convd-version", default="convd")
     ap.add_argument("--seconds", type=int, default=0, help="how long the run took")
+    ap.add_argument("--omp-wait-policy", default="default", help="OMP_WAIT_POLICY torch and oneDNN ran with")
     ap.add_argument("--load", nargs=2, metavar=("BEFORE", "AFTER"),
                     help="/proc/loadavg's 1, 5, 15-minute figures before and after the run")
     a = ap.parse_args()
@@ -164,7 +177,7 @@ def main():
     cells, errors = load_results(a.results)
     threads_list = sorted({th for (_, th, _) in cells} | {int(r["threads"]) for r in errors})
     passes = max((r["pass"] for runs in cells.values() for r in runs), default=0)
-    main_table, sep_table = build_tables(entries, cells, threads_list)
+    main_table, sep_table, min_table = build_tables(entries, cells, threads_list)
 
     print(main_table)
     print()
@@ -196,6 +209,11 @@ def main():
         "  by `OMP_NUM_THREADS`; *onednn_nchw* takes NCHW in and out, with the reorders to and from the",
         "  primitive's preferred layout timed in every run (weights reordered once, untimed); *onednn_blocked* is",
         "  the primitive alone in its preferred (blocked) layout.",
+        f"- OpenMP wait policy of torch and oneDNN: {a.omp_wait_policy}"
+        + (" (`OMP_WAIT_POLICY=passive`: chosen because the machine was busy at the start; spin-waiting"
+           " OpenMP threads lose whole scheduler slices when other processes hold the cores. convd's pool"
+           " sleeps on a condition variable too)" if a.omp_wait_policy == "passive" else
+           " (the library's own)" if a.omp_wait_policy == "default" else "") + ".",
         "- A separable entry (`sep`) is convd's fused SeparableConv2d layer; for torch and oneDNN it is the",
         "  depthwise and the pointwise Conv2d run back to back, each timed in the same iteration, summed.",
         "- Each measurement: warm-up, then at least 20 timed runs and the configured minimum time; its median.",
@@ -217,12 +235,19 @@ def main():
         "",
         sep_table,
         "",
+        "## Fastest single run",
+        "",
+        "The minimum over all timed runs of all passes: what each library does when the machine leaves it",
+        "alone. Less representative than the medians above, but much less moved by other processes.",
+        "",
+        min_table,
+        "",
     ]
     if a.load and float(a.load[0].split()[0]) >= 0.5:
         lines[lines.index("## Per layer")] = (
             f"**The machine was busy when this ran (load average {a.load[0].split()[0]} at the start).** Other "
-            "processes take cores away in bursts; OpenMP-based runs (torch, oneDNN) with 2 threads suffer most, "
-            "because each parallel region waits for its slowest thread.\n\n## Per layer")
+            "processes take cores away in bursts, so 2-thread figures above all are noisy: "
+            "compare with the fastest-run table at the end.\n\n## Per layer")
     if errors:
         lines += ["## Failures", ""]
         lines += [f"- {r['tool']} on `{r['entry']}` with {r['threads']} threads (pass {r['pass']}): {r['error']}"

@@ -107,6 +107,16 @@ while awk '{exit !($1 >= 0.5)}' /proc/loadavg && [ "$waited" -lt "$quiet_wait" ]
   waited=$((waited + 10))
 done
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# OpenMP's default spin-waiting (torch, oneDNN) collapses when other processes
+# hold the cores: a 2-thread region waits whole scheduler slices (medians of
+# 12-70 ms for 0.1 ms layers). On a busy machine the OpenMP tools therefore
+# sleep while waiting, as convd's pool (a condition variable) does;
+# BENCH_OMP_WAIT_POLICY (active, passive or "default") overrides the choice.
+omp_policy=${BENCH_OMP_WAIT_POLICY:-}
+if [ -z "$omp_policy" ]; then
+  if awk '{exit !($1 >= 0.5)}' /proc/loadavg; then omp_policy=passive; else omp_policy=default; fi
+fi
+if [ "$omp_policy" = default ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY=$omp_policy; fi
 
 coproc torch_proc { exec /usr/bin/python3 bench/torch_bench.py --serve --min-time "$min_time"; }
 : >"$results"
@@ -130,7 +140,7 @@ wait "$torch_proc_PID" 2>/dev/null || true
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 args=(--results "$results" --suite "$suite" --convd-version "$("$convd" --version)"
-      --machine "${cpu:-unknown CPU}, $(nproc) cores" --seconds "$(($(date +%s) - started))" --load "$load_before" "$load_after"
+      --machine "${cpu:-unknown CPU}, $(nproc) cores" --seconds "$(($(date +%s) - started))" --load "$load_before" "$load_after" --omp-wait-policy "$omp_policy"
       --command "make bench BUILD=$build  (bench/run.sh $build; passes $passes, threads $threads_list, each measurement >= ${min_time} s and >= 20 runs)")
 [ -n "$results_md" ] && args+=(--markdown "$results_md")
 /usr/bin/python3 bench/report.py "${args[@]}"
