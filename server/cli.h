@@ -11,6 +11,7 @@ enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2 };
 int cli_run(int argc, char **argv);
 int cli_analyze(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_healthcheck(int argc, char **argv);
 
 /* "N,C,H,W" (also "NxCxHxW") into four positive dims; false if malformed */

@@ -17,6 +17,7 @@ static const char usage[] =
     "                 without computing\n"
     "  bench (--layer JSON | MODEL_DIR) --input-shape N,C,H,W [--threads T] [--json]\n"
     "                 time a layer (random weights) or a model: median/min ms, GFLOP/s, algorithm\n"
+    "  serve [--port P] [--models DIR] [--workers N] ...   HTTP inference daemon (see convd serve --help)\n"
     "  healthcheck [--url URL]\n"
     "                 exit 0 when a local server's /healthz answers 200\n"
     "\n"
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "analyze")) return cli_analyze(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "healthcheck")) return cli_healthcheck(argc - 1, argv + 1);
     fprintf(stderr, "convd: unknown command \"%s\" (try convd --help)\n", cmd);
     return EXIT_USAGE;

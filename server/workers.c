@@ -1,0 +1,306 @@
+/* workers.c — libuv loop thread, bounded FIFO and worker pool (see workers.h). */
+#include "server/workers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define SCAN_INTERVAL_MS 25
+
+struct workers {
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t scan;
+    pthread_t thread;
+
+    pthread_mutex_t inbox_lock;
+    job *inbox_head, *inbox_tail;
+
+    /* loop thread only */
+    job *queue_head, *queue_tail;
+    worker_ctx *free_ctx;
+    bool handles_closed;
+
+    worker_ctx *contexts;
+    int n_workers, queue_depth;
+    atomic_int waiting; /* inbox + queue */
+    atomic_int running;
+    atomic_bool stopping;
+};
+
+double clock_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+conv_status worker_ctx_workspace(worker_ctx *ctx, size_t bytes, void **out, conv_error *err)
+{
+    if (bytes > ctx->workspace_bytes || !ctx->workspace) {
+        void *p = conv_aligned_alloc(bytes ? bytes : 1);
+        if (!p) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory allocating a %zu-byte workspace", bytes);
+        conv_aligned_free(ctx->workspace);
+        ctx->workspace = p;
+        ctx->workspace_bytes = bytes;
+    }
+    *out = ctx->workspace;
+    return CONV_OK;
+}
+
+static void finish(workers *w, job *j, job_outcome outcome)
+{
+    (void)w;
+    j->outcome = outcome;
+    j->done(j); /* may free j */
+}
+
+static void after_work(uv_work_t *req, int status);
+
+static void work(uv_work_t *req)
+{
+    job *j = req->data;
+    j->run(j, j->ctx);
+    j->t_finished = clock_seconds();
+}
+
+static void close_handles_if_done(workers *w)
+{
+    if (w->handles_closed || !atomic_load(&w->stopping) || atomic_load(&w->running) || w->queue_head) return;
+    w->handles_closed = true;
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->scan, NULL);
+}
+
+static void dispatch(workers *w)
+{
+    while (w->free_ctx && w->queue_head) {
+        job *j = w->queue_head;
+        w->queue_head = j->next;
+        if (!w->queue_head) w->queue_tail = NULL;
+        atomic_fetch_sub(&w->waiting, 1);
+        double now = clock_seconds();
+        if (j->deadline > 0 && now >= j->deadline) {
+            finish(w, j, JOB_EXPIRED);
+            continue;
+        }
+        worker_ctx *ctx = w->free_ctx;
+        w->free_ctx = ctx->next_free;
+        j->ctx = ctx;
+        j->threads = ctx->threads;
+        j->t_started = now;
+        j->work.data = j;
+        atomic_fetch_add(&w->running, 1);
+        if (uv_queue_work(&w->loop, &j->work, work, after_work)) {
+            /* cannot happen with a live loop; answer rather than lose the job */
+            atomic_fetch_sub(&w->running, 1);
+            ctx->next_free = w->free_ctx;
+            w->free_ctx = ctx;
+            finish(w, j, JOB_SHUTDOWN);
+        }
+    }
+}
+
+static void after_work(uv_work_t *req, int status)
+{
+    (void)status; /* uv_cancel is never used, so every job ran */
+    job *j = req->data;
+    workers *w = j->owner;
+    worker_ctx *ctx = j->ctx;
+    ctx->next_free = w->free_ctx;
+    w->free_ctx = ctx;
+    atomic_fetch_sub(&w->running, 1);
+    finish(w, j, JOB_RAN);
+    dispatch(w);
+    close_handles_if_done(w);
+}
+
+static void fail_queued(workers *w, job_outcome outcome)
+{
+    while (w->queue_head) {
+        job *j = w->queue_head;
+        w->queue_head = j->next;
+        atomic_fetch_sub(&w->waiting, 1);
+        finish(w, j, outcome);
+    }
+    w->queue_tail = NULL;
+}
+
+static void on_wake(uv_async_t *handle)
+{
+    workers *w = handle->data;
+    pthread_mutex_lock(&w->inbox_lock);
+    job *incoming = w->inbox_head;
+    w->inbox_head = w->inbox_tail = NULL;
+    pthread_mutex_unlock(&w->inbox_lock);
+    bool stopping = atomic_load(&w->stopping);
+    int queued = 0;
+    for (job *q = w->queue_head; q; q = q->next) queued++;
+    while (incoming) {
+        job *j = incoming;
+        incoming = j->next;
+        j->next = NULL;
+        if (stopping || (!j->internal && queued >= w->queue_depth)) {
+            atomic_fetch_sub(&w->waiting, 1);
+            finish(w, j, stopping ? JOB_SHUTDOWN : JOB_QUEUE_FULL);
+            continue;
+        }
+        if (w->queue_tail) w->queue_tail->next = j;
+        else w->queue_head = j;
+        w->queue_tail = j;
+        queued++;
+    }
+    dispatch(w);
+    if (stopping) fail_queued(w, JOB_SHUTDOWN);
+    close_handles_if_done(w);
+}
+
+/* EOF or a reset on a socket whose request has been read in full means the
+ * client is gone; pending bytes (a pipelined request) mean it is not. */
+static bool client_gone(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static void on_scan(uv_timer_t *handle)
+{
+    workers *w = handle->data;
+    double now = clock_seconds();
+    job **link = &w->queue_head, *prev = NULL;
+    while (*link) {
+        job *j = *link;
+        job_outcome outcome = JOB_PENDING;
+        if (j->deadline > 0 && now >= j->deadline) outcome = JOB_EXPIRED;
+        else if (j->watch_fd >= 0 && client_gone(j->watch_fd)) outcome = JOB_CANCELLED;
+        if (outcome == JOB_PENDING) {
+            prev = j;
+            link = &j->next;
+            continue;
+        }
+        *link = j->next;
+        if (w->queue_tail == j) w->queue_tail = prev;
+        atomic_fetch_sub(&w->waiting, 1);
+        finish(w, j, outcome);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    workers *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void destroy_contexts(workers *w)
+{
+    for (int i = 0; i < w->n_workers; i++) {
+        conv_threadpool_destroy(w->contexts[i].pool);
+        conv_aligned_free(w->contexts[i].workspace);
+    }
+    free(w->contexts);
+}
+
+workers *workers_create(int n_workers, int threads_per_job, int queue_depth, conv_error *err)
+{
+    workers *w = calloc(1, sizeof *w);
+    if (!w) {
+        conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory creating the worker pool");
+        return NULL;
+    }
+    w->n_workers = n_workers;
+    w->queue_depth = queue_depth;
+    w->contexts = calloc((size_t)n_workers, sizeof *w->contexts);
+    if (!w->contexts) {
+        free(w);
+        conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory creating the worker pool");
+        return NULL;
+    }
+    for (int i = 0; i < n_workers; i++) {
+        worker_ctx *c = &w->contexts[i];
+        c->threads = threads_per_job;
+        if (conv_threadpool_create(threads_per_job, &c->pool, err)) {
+            destroy_contexts(w);
+            free(w);
+            return NULL;
+        }
+        c->next_free = w->free_ctx;
+        w->free_ctx = c;
+    }
+    /* libuv sizes its (process-wide) thread pool from this on first use */
+    char size[16];
+    snprintf(size, sizeof size, "%d", n_workers);
+    setenv("UV_THREADPOOL_SIZE", size, 1);
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    int rc = uv_loop_init(&w->loop);
+    if (!rc) rc = uv_async_init(&w->loop, &w->wake, on_wake);
+    if (!rc) rc = uv_timer_init(&w->loop, &w->scan);
+    if (!rc) rc = uv_timer_start(&w->scan, on_scan, SCAN_INTERVAL_MS, SCAN_INTERVAL_MS);
+    w->wake.data = w->scan.data = w;
+    if (rc || pthread_create(&w->thread, NULL, loop_main, w)) {
+        conv_fail(err, CONV_OUT_OF_MEMORY, "cannot start the job loop: %s", rc ? uv_strerror(rc) : "pthread_create");
+        destroy_contexts(w);
+        free(w); /* the half-initialised loop is abandoned: start-up fails and the process exits */
+        return NULL;
+    }
+    return w;
+}
+
+void workers_submit(workers *w, job *j)
+{
+    j->owner = w;
+    j->next = NULL;
+    j->outcome = JOB_PENDING;
+    j->t_submitted = clock_seconds();
+    pthread_mutex_lock(&w->inbox_lock);
+    if (w->inbox_tail) w->inbox_tail->next = j;
+    else w->inbox_head = j;
+    w->inbox_tail = j;
+    atomic_fetch_add(&w->waiting, 1);
+    pthread_mutex_unlock(&w->inbox_lock);
+    uv_async_send(&w->wake);
+}
+
+int workers_queued(const workers *w)
+{
+    return atomic_load(&w->waiting);
+}
+
+int workers_running(const workers *w)
+{
+    return atomic_load(&w->running);
+}
+
+int workers_queue_limit(const workers *w)
+{
+    return w->queue_depth;
+}
+
+bool workers_wait_idle(workers *w, double timeout_s)
+{
+    double end = clock_seconds() + timeout_s;
+    for (;;) {
+        if (!atomic_load(&w->waiting) && !atomic_load(&w->running)) return true;
+        if (clock_seconds() >= end) return false;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void workers_destroy(workers *w)
+{
+    if (!w) return;
+    atomic_store(&w->stopping, true);
+    uv_async_send(&w->wake);
+    pthread_join(w->thread, NULL);
+    uv_loop_close(&w->loop);
+    pthread_mutex_destroy(&w->inbox_lock);
+    destroy_contexts(w);
+    free(w);
+}

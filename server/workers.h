@@ -1,0 +1,87 @@
+/* workers.h — the job queue between the HTTP thread and the computation.
+ *
+ * Design (threads, order, ownership):
+ *   - Any thread calls workers_submit(): the job goes into a mutex-guarded
+ *     inbox and the loop thread is woken with uv_async_send.
+ *   - One libuv loop thread owns the bounded FIFO queue. It moves inbox jobs
+ *     to the queue (refusing them with JOB_QUEUE_FULL past queue_depth) and
+ *     starts at most n_workers jobs at once with uv_queue_work, in arrival
+ *     order. UV_THREADPOOL_SIZE is set to n_workers before the first one.
+ *   - A running job borrows a worker_ctx (a conv_threadpool of
+ *     threads_per_job threads and a workspace that only grows) from a free
+ *     list that only the loop thread touches.
+ *   - A timer on the loop thread (every 25 ms) answers queued jobs whose
+ *     deadline passed (JOB_EXPIRED) and those whose client socket was closed
+ *     (JOB_CANCELLED, found with a non-blocking MSG_PEEK that reads EOF).
+ *   - job->done runs on the loop thread exactly once per submitted job,
+ *     whatever the outcome; after it the pool never touches the job again,
+ *     so done() may hand it back to its owner. The submitter owns the job.
+ */
+#ifndef CONVD_SERVER_WORKERS_H
+#define CONVD_SERVER_WORKERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "core/conv.h"
+
+typedef struct worker_ctx {
+    conv_threadpool *pool;
+    int threads;
+    void *workspace;
+    size_t workspace_bytes;
+    struct worker_ctx *next_free;
+} worker_ctx;
+
+/* A workspace of at least bytes for this context (grown, never shrunk;
+ * contents not kept). CONV_OUT_OF_MEMORY when it cannot grow. */
+conv_status worker_ctx_workspace(worker_ctx *ctx, size_t bytes, void **out, conv_error *err);
+
+typedef enum job_outcome {
+    JOB_PENDING = 0,
+    JOB_RAN,        /* run() was called */
+    JOB_QUEUE_FULL, /* refused: queue_depth jobs were already waiting */
+    JOB_EXPIRED,    /* still queued at its deadline */
+    JOB_CANCELLED,  /* the client hung up while it was queued */
+    JOB_SHUTDOWN,   /* the pool stopped before it ran */
+} job_outcome;
+
+typedef struct job job;
+struct job {
+    /* set by the submitter */
+    void (*run)(job *j, worker_ctx *ctx); /* on a worker thread */
+    void (*done)(job *j);                 /* on the loop thread, exactly once */
+    double deadline;                      /* clock_seconds(); 0 = none */
+    int watch_fd;                         /* client socket to watch while queued; -1 = none */
+    bool internal;                        /* warm-up jobs: never refused for a full queue */
+    /* set by the pool */
+    job_outcome outcome;
+    double t_submitted, t_started, t_finished; /* clock_seconds() */
+    int threads;                               /* threads of the context it ran with */
+    /* private to the pool */
+    job *next;
+    uv_work_t work;
+    worker_ctx *ctx;
+    struct workers *owner;
+};
+
+typedef struct workers workers;
+
+/* Starts the loop thread. NULL with err filled on failure. */
+workers *workers_create(int n_workers, int threads_per_job, int queue_depth, conv_error *err);
+void workers_submit(workers *w, job *j);
+int workers_queued(const workers *w);  /* waiting (inbox and queue) */
+int workers_running(const workers *w); /* computing now */
+int workers_queue_limit(const workers *w);
+/* Waits until nothing is queued or running; false if timeout_s passed first. */
+bool workers_wait_idle(workers *w, double timeout_s);
+/* Answers queued jobs with JOB_SHUTDOWN, waits for running ones, stops the
+ * loop thread and frees everything. */
+void workers_destroy(workers *w);
+
+/* CLOCK_MONOTONIC in seconds */
+double clock_seconds(void);
+
+#endif
