@@ -13,6 +13,7 @@ int cli_analyze(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_healthcheck(int argc, char **argv);
+int cli_load(int argc, char **argv);
 
 /* "N,C,H,W" (also "NxCxHxW") into four positive dims; false if malformed */
 bool cli_parse_shape(const char *text, int64_t shape[4]);

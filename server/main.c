@@ -20,6 +20,8 @@ static const char usage[] =
     "  serve [--port P] [--models DIR] [--workers N] ...   HTTP inference daemon (see convd serve --help)\n"
     "  healthcheck [--url URL]\n"
     "                 exit 0 when a local server's /healthz answers 200\n"
+    "  load --url URL [--concurrency C | --rate R] [--duration S] [--compare separable] ...\n"
+    "                 HTTP load generator: throughput, latency percentiles, server times\n"
     "\n"
     "  convd --version, convd --help, convd <command> --help\n";
 
@@ -46,6 +48,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "healthcheck")) return cli_healthcheck(argc - 1, argv + 1);
+    if (!strcmp(cmd, "load")) return cli_load(argc - 1, argv + 1);
     fprintf(stderr, "convd: unknown command \"%s\" (try convd --help)\n", cmd);
     return EXIT_USAGE;
 }

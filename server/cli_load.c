@@ -1,0 +1,1110 @@
+/* cli_load.c — `convd load`: an HTTP/1.1 load generator for the convd service,
+ * and `convd load --compare separable`, which loads the service with a
+ * standard and the equivalent separable convolution and writes a report.
+ *
+ * Design: one thread drives libcurl's multi interface. Each connection is one
+ * easy handle, configured once and re-added for every request, so its
+ * keep-alive connection stays in the multi handle's pool. Closed loop
+ * (--concurrency C): C handles, each starting its next request as soon as its
+ * reply is in. Open loop (--rate R): request k is due at t0 + k/R; it takes an
+ * idle handle (a new one while fewer than --max-inflight exist) or, when all
+ * are busy, is counted as not sent; its latency runs from the time it was
+ * due, not from when it went out, so a stalled server cannot hide its stall
+ * by slowing the client down (coordinated omission, as wrk2 corrects it).
+ * Latencies go into an HDR-style histogram (server/load_hdr.h); the server's
+ * queue/compute times are read from each reply's "stats" object or its
+ * Server-Timing header without parsing the whole reply. */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/conv.h"
+#include "proto/fileio.h"
+#include "server/cli.h"
+#include "server/load_hdr.h"
+#include "server/load_report.h"
+
+static const char load_usage[] =
+    "usage: convd load --url URL [--concurrency C | --rate R] [--duration S] [--requests N]\n"
+    "                  [--body FILE | --layer JSON --input-shape N,C,H,W] [options]\n"
+    "       convd load --url URL --compare separable [--shapes FILE] [--concurrency 1,2,4,8,16]\n"
+    "                  [--duration S] [--out DIR]\n"
+    "\n"
+    "Sends HTTP/1.1 requests over keep-alive connections and reports throughput,\n"
+    "latency percentiles (HDR histogram, ~0.4%% precision), errors by status, bytes,\n"
+    "and the server's queue/compute times read from each reply's \"stats\".\n"
+    "  --url URL            target; with --layer or --compare the server base URL\n"
+    "                       (\"/v1/conv2d?encoding=b64\" is appended) or a /v1/conv2d URL\n"
+    "  --concurrency C      closed loop: C connections, each sending its next request\n"
+    "                       when the previous reply is in (default 1)\n"
+    "  --rate R             open loop: R requests/s at fixed intervals, latency measured\n"
+    "                       from the scheduled send time (corrected for coordinated omission)\n"
+    "  --max-inflight N     open loop: outstanding requests cap; requests due while N are\n"
+    "                       outstanding are counted as not sent (default 1024)\n"
+    "  --duration S         seconds to send for (default 10, or unbounded with --requests)\n"
+    "  --requests N         requests to send at most\n"
+    "  --timeout S          per-request timeout in seconds (default 30)\n"
+    "  --method M           HTTP method (default GET, or POST with a body)\n"
+    "  --body FILE          request body; .json → application/json, .npy → application/x-npy\n"
+    "  --content-type T     overrides the body's content type\n"
+    "  --header 'K: V'      an extra request header (repeatable)\n"
+    "  --layer JSON         POST /v1/conv2d with this layer, random weights and input\n"
+    "  --input-shape S      N,C,H,W of the random input for --layer\n"
+    "  --json               print the report as one JSON object\n"
+    "  --compare separable  Conv2d(in, out, k, padding=k//2) vs SeparableConv2d at each\n"
+    "                       --concurrency level (default 1,2,4,8,16), --duration each\n"
+    "                       (default 3); writes report.md, report.json and SVG plots\n"
+    "  --shapes FILE        lines \"name N,C,H,W out k\" (default: classic 1,3,128,128 10 3;\n"
+    "                       mobilenet_32_64 1,32,112,112 64 3; mobilenet_256 1,256,28,28 256 3)\n"
+    "  --out DIR            report folder for --compare (default loadtest-report)\n";
+
+enum {
+    MAX_HEADERS = 16,
+    MAX_LEVELS = 32,
+    MAX_SHAPES = 16,
+    STATUS_SLOTS = 600, /* HTTP statuses 0..599 */
+    CURL_CODE_SLOTS = 128,
+    HEAD_KEEP = 8192, /* first bytes of a reply kept for the stats scan */
+    TAIL_KEEP = 8192, /* at least this many of the last bytes kept */
+    DEFAULT_MAX_INFLIGHT = 1024,
+    POLL_MAX_MS = 100,
+    WARMUP_REQUESTS = 2,
+};
+static const double DEFAULT_DURATION_S = 10.0;
+static const double DEFAULT_COMPARE_DURATION_S = 3.0;
+static const double DEFAULT_TIMEOUT_S = 30.0;
+
+/* ------------------------------------------------------------ time */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ results */
+
+typedef struct load_result {
+    double elapsed_s;     /* first send to last reply */
+    uint64_t scheduled;   /* requests due (open loop) or started (closed loop) */
+    uint64_t completed;   /* ok + error replies + transport errors */
+    uint64_t ok;          /* 2xx */
+    uint64_t not_sent;    /* open loop: due while --max-inflight were outstanding */
+    uint64_t transport_errors;
+    uint64_t bytes_sent, bytes_received;
+    uint64_t by_status[STATUS_SLOTS];
+    uint64_t by_curl_code[CURL_CODE_SLOTS];
+    uint64_t with_stats; /* replies that carried a server compute time */
+    load_hdr latency, queue, compute;
+} load_result;
+
+static void result_init(load_result *r)
+{
+    memset(r, 0, sizeof *r);
+    load_hdr_init(&r->latency);
+    load_hdr_init(&r->queue);
+    load_hdr_init(&r->compute);
+}
+
+static uint64_t result_errors(const load_result *r)
+{
+    return r->completed - r->ok;
+}
+
+static double result_throughput(const load_result *r)
+{
+    return r->elapsed_s > 0 ? (double)r->completed / r->elapsed_s : 0.0;
+}
+
+/* ------------------------------------------------------------ what to send */
+
+typedef struct load_plan {
+    const char *url;
+    const char *method; /* NULL: GET, or POST with a body */
+    const char *body;
+    size_t body_len;
+    bool has_body;
+    struct curl_slist *headers;
+    long timeout_ms;
+} load_plan;
+
+typedef struct load_limits {
+    long concurrency;  /* closed loop when rate == 0 */
+    double rate;       /* requests/s; > 0: open loop */
+    long max_inflight; /* open loop */
+    double duration_s; /* <= 0: unbounded (then max_requests bounds the run) */
+    uint64_t max_requests;
+    bool progress; /* a line on stderr every second */
+} load_limits;
+
+/* ------------------------------------------------------------ connections */
+
+typedef struct load_conn {
+    CURL *easy;
+    uint64_t start_ns; /* when the request was due (open loop) or sent (closed) */
+    uint64_t body_bytes;
+    double timing_queue_ms, timing_compute_ms; /* from Server-Timing, NaN if absent */
+    size_t head_len, tail_len;
+    bool tail_dropped; /* bytes between head and tail were discarded */
+    char head[HEAD_KEEP + 1];
+    char tail[2 * TAIL_KEEP + 1];
+} load_conn;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+{
+    load_conn *c = user;
+    size_t n = size * nmemb, left = n;
+    c->body_bytes += n;
+    size_t take = HEAD_KEEP - c->head_len;
+    if (take > left) take = left;
+    memcpy(c->head + c->head_len, data, take);
+    c->head_len += take;
+    data += take;
+    left -= take;
+    if (!left) return n;
+    if (left >= TAIL_KEEP) {
+        if (c->tail_len || left > TAIL_KEEP) c->tail_dropped = true;
+        memcpy(c->tail, data + left - TAIL_KEEP, TAIL_KEEP);
+        c->tail_len = TAIL_KEEP;
+        return n;
+    }
+    if (c->tail_len + left > 2 * TAIL_KEEP) {
+        /* slide so TAIL_KEEP bytes remain after the append: one move per
+         * TAIL_KEEP appended bytes at most */
+        size_t keep = TAIL_KEEP - left;
+        memmove(c->tail, c->tail + c->tail_len - keep, keep);
+        c->tail_len = keep;
+        c->tail_dropped = true;
+    }
+    memcpy(c->tail + c->tail_len, data, left);
+    c->tail_len += left;
+    return n;
+}
+
+/* "Server-Timing: queue;dur=0.1, compute;dur=2.5, total;dur=2.7" */
+static void parse_server_timing(load_conn *c, const char *value)
+{
+    const char *p = value;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        const char *name = p;
+        while (*p && *p != ';' && *p != ',') p++;
+        size_t name_len = (size_t)(p - name);
+        double dur = NAN;
+        while (*p == ';') {
+            p++;
+            while (*p == ' ') p++;
+            if (!strncmp(p, "dur=", 4)) dur = strtod(p + 4, NULL);
+            while (*p && *p != ';' && *p != ',') p++;
+        }
+        if (name_len == 5 && !strncmp(name, "queue", 5)) c->timing_queue_ms = dur;
+        if (name_len == 7 && !strncmp(name, "compute", 7)) c->timing_compute_ms = dur;
+    }
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
+{
+    load_conn *c = user;
+    size_t n = size * nmemb;
+    static const char key[] = "server-timing:";
+    if (n > sizeof key - 1 && !strncasecmp(data, key, sizeof key - 1)) {
+        char line[512];
+        size_t len = n - (sizeof key - 1);
+        if (len >= sizeof line) len = sizeof line - 1;
+        memcpy(line, data + sizeof key - 1, len);
+        line[len] = '\0';
+        line[strcspn(line, "\r\n")] = '\0';
+        parse_server_timing(c, line);
+    }
+    return n;
+}
+
+/* the number after `key` (e.g. "\"compute_ms\"") following "\"stats\"" in
+ * buf[0..len) (NUL-terminated), or NaN */
+static double stats_number(const char *buf, size_t len, const char *key)
+{
+    const char *stats = memmem(buf, len, "\"stats\"", 7);
+    if (!stats) return NAN;
+    size_t rest = len - (size_t)(stats - buf), key_len = strlen(key);
+    const char *p = memmem(stats, rest, key, key_len);
+    if (!p) return NAN;
+    p += key_len;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (*p++ != ':') return NAN;
+    char *end;
+    double v = strtod(p, &end);
+    return end == p ? NAN : v;
+}
+
+/* the server's queue and compute times of the reply in c: Server-Timing if
+ * sent, else "stats" in the first or the last bytes of the body */
+static void reply_server_times(load_conn *c, char *scratch, double *queue_ms, double *compute_ms)
+{
+    *queue_ms = c->timing_queue_ms;
+    *compute_ms = c->timing_compute_ms;
+    if (!isnan(*compute_ms)) return;
+    const char *buf = c->head;
+    size_t len = c->head_len;
+    c->head[c->head_len] = '\0';
+    if (c->tail_len && !c->tail_dropped) {
+        /* the whole body is in head + tail: scan it in one piece */
+        memcpy(scratch, c->head, c->head_len);
+        memcpy(scratch + c->head_len, c->tail, c->tail_len);
+        len = c->head_len + c->tail_len;
+        scratch[len] = '\0';
+        buf = scratch;
+    }
+    *queue_ms = stats_number(buf, len, "\"queue_ms\"");
+    *compute_ms = stats_number(buf, len, "\"compute_ms\"");
+    if (isnan(*compute_ms) && c->tail_len && c->tail_dropped) {
+        c->tail[c->tail_len] = '\0';
+        *queue_ms = stats_number(c->tail, c->tail_len, "\"queue_ms\"");
+        *compute_ms = stats_number(c->tail, c->tail_len, "\"compute_ms\"");
+    }
+}
+
+static load_conn *conn_new(const load_plan *plan)
+{
+    load_conn *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->easy = curl_easy_init();
+    if (!c->easy) {
+        free(c);
+        return NULL;
+    }
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, plan->url);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* a service is loaded directly: no proxy, and no proxy environment
+     * lookups on every request */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, plan->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    if (plan->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, plan->headers);
+    if (plan->has_body) {
+        /* shared by every handle, not copied: the plan outlives the run */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, plan->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plan->body_len);
+    }
+    if (plan->method && strcmp(plan->method, plan->has_body ? "POST" : "GET"))
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, plan->method);
+    return c;
+}
+
+static void conn_free(load_conn *c)
+{
+    if (!c) return;
+    curl_easy_cleanup(c->easy);
+    free(c);
+}
+
+/* ------------------------------------------------------------ the engine */
+
+typedef struct load_engine {
+    const load_plan *plan;
+    const load_limits *limits;
+    load_result *result;
+    CURLM *multi;
+    int epoll_fd;
+    uint64_t timer_due_ns; /* libcurl's next timeout; UINT64_MAX: none */
+    load_conn **conns, **idle;
+    size_t n_conns, n_idle, max_conns;
+    uint64_t inflight;
+    char *scratch; /* HEAD_KEEP + 2 * TAIL_KEEP + 1 bytes */
+} load_engine;
+
+/* libcurl tells which sockets to watch for what; they go into our epoll set */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *user, void *socket_data)
+{
+    (void)easy, (void)socket_data;
+    load_engine *g = user;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                                       ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
+                             .data.fd = fd};
+    if (epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *user)
+{
+    (void)multi;
+    load_engine *g = user;
+    g->timer_due_ns = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    return 0;
+}
+
+static load_conn *engine_take_conn(load_engine *g)
+{
+    if (g->n_idle) return g->idle[--g->n_idle];
+    if (g->n_conns == g->max_conns) return NULL;
+    load_conn *c = conn_new(g->plan);
+    if (c) g->conns[g->n_conns++] = c;
+    return c;
+}
+
+static bool engine_start(load_engine *g, load_conn *c, uint64_t due_ns)
+{
+    c->start_ns = due_ns;
+    c->body_bytes = 0;
+    c->head_len = c->tail_len = 0;
+    c->tail_dropped = false;
+    c->timing_queue_ms = c->timing_compute_ms = NAN;
+    if (curl_multi_add_handle(g->multi, c->easy) != CURLM_OK) {
+        g->idle[g->n_idle++] = c;
+        return false;
+    }
+    g->inflight++;
+    g->result->scheduled++;
+    return true;
+}
+
+static void engine_record(load_engine *g, load_conn *c, CURLcode code, uint64_t done_ns)
+{
+    load_result *r = g->result;
+    r->completed++;
+    long request_size = 0, header_size = 0;
+    curl_off_t uploaded = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    curl_easy_getinfo(c->easy, CURLINFO_HEADER_SIZE, &header_size);
+    r->bytes_sent += (uint64_t)request_size + (uint64_t)uploaded;
+    r->bytes_received += (uint64_t)header_size + c->body_bytes;
+    if (code != CURLE_OK) {
+        r->transport_errors++;
+        r->by_curl_code[(unsigned)code < CURL_CODE_SLOTS ? (unsigned)code : CURL_CODE_SLOTS - 1]++;
+        return;
+    }
+    long status = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    r->by_status[status >= 0 && status < STATUS_SLOTS ? status : 0]++;
+    if (status >= 200 && status < 300) r->ok++;
+    load_hdr_record(&r->latency, done_ns > c->start_ns ? done_ns - c->start_ns : 0);
+    double queue_ms, compute_ms;
+    reply_server_times(c, g->scratch, &queue_ms, &compute_ms);
+    if (!isnan(compute_ms)) {
+        r->with_stats++;
+        load_hdr_record_ms(&r->compute, compute_ms);
+        if (!isnan(queue_ms)) load_hdr_record_ms(&r->queue, queue_ms);
+    }
+}
+
+/* Records every finished transfer; in the closed loop the connection starts
+ * its next request at once while the run may go on. */
+static void engine_collect(load_engine *g, uint64_t deadline, bool open_loop, uint64_t *last_done)
+{
+    const load_limits *lim = g->limits;
+    CURLMsg *msg;
+    int queued;
+    while ((msg = curl_multi_info_read(g->multi, &queued))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        load_conn *c = NULL;
+        CURL *easy = msg->easy_handle;
+        CURLcode code = msg->data.result;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
+        uint64_t done = now_ns();
+        engine_record(g, c, code, done);
+        *last_done = done;
+        curl_multi_remove_handle(g->multi, easy);
+        g->inflight--;
+        if (open_loop || done >= deadline || g->result->scheduled >= lim->max_requests ||
+            !engine_start(g, c, done))
+            g->idle[g->n_idle++] = c;
+    }
+}
+
+static void print_progress(const load_result *r, double t_s, double rate_rps)
+{
+    fprintf(stderr,
+            "\r  %6.1f s  %10llu requests  %9.0f req/s  p50 %8.3f ms  p99 %8.3f ms  errors %llu   ",
+            t_s, (unsigned long long)r->completed, rate_rps, load_hdr_percentile_ms(&r->latency, 50),
+            load_hdr_percentile_ms(&r->latency, 99), (unsigned long long)result_errors(r));
+    fflush(stderr);
+}
+
+static long ceil_ms(uint64_t from_ns, uint64_t to_ns)
+{
+    if (to_ns <= from_ns) return 0;
+    uint64_t ms = (to_ns - from_ns + 999999) / 1000000;
+    return ms > POLL_MAX_MS ? POLL_MAX_MS : (long)ms;
+}
+
+/* Runs one load (closed or open loop) to its limits and fills result.
+ * Returns false with a message in err when the client itself cannot run. */
+static bool run_load(const load_plan *plan, const load_limits *lim, load_result *result, char *err,
+                     size_t err_len)
+{
+    result_init(result);
+    bool open_loop = lim->rate > 0;
+    load_engine g = {.plan = plan, .limits = lim, .result = result, .timer_due_ns = UINT64_MAX};
+    g.max_conns = (size_t)(open_loop ? lim->max_inflight : lim->concurrency);
+    g.multi = curl_multi_init();
+    g.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    g.conns = calloc(g.max_conns, sizeof *g.conns);
+    g.idle = calloc(g.max_conns, sizeof *g.idle);
+    g.scratch = malloc(HEAD_KEEP + 2 * TAIL_KEEP + 1);
+    bool ok = g.multi && g.epoll_fd >= 0 && g.conns && g.idle && g.scratch;
+    if (!ok) snprintf(err, err_len, "cannot set up %zu connections (out of memory or file descriptors)", g.max_conns);
+    if (ok) {
+        curl_multi_setopt(g.multi, CURLMOPT_MAXCONNECTS, (long)g.max_conns);
+        curl_multi_setopt(g.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl_multi_setopt(g.multi, CURLMOPT_SOCKETDATA, &g);
+        curl_multi_setopt(g.multi, CURLMOPT_TIMERFUNCTION, on_timer);
+        curl_multi_setopt(g.multi, CURLMOPT_TIMERDATA, &g);
+    }
+
+    const uint64_t t0 = now_ns();
+    const uint64_t deadline =
+        lim->duration_s > 0 ? t0 + (uint64_t)(lim->duration_s * 1e9) : UINT64_MAX;
+    const double ns_per_request = open_loop ? 1e9 / lim->rate : 0;
+    uint64_t last_done = t0, next_tick = t0 + 1000000000ull, tick_completed = 0;
+    struct epoll_event events[256];
+    int running = 0;
+
+    if (ok && !open_loop) {
+        for (long i = 0; i < lim->concurrency && result->scheduled < lim->max_requests; i++) {
+            load_conn *c = engine_take_conn(&g);
+            if (!c || !engine_start(&g, c, now_ns())) {
+                snprintf(err, err_len, "cannot set up connection %ld", i + 1);
+                ok = false;
+                break;
+            }
+        }
+    }
+    while (ok) {
+        uint64_t now = now_ns(), next_due = UINT64_MAX;
+        bool sending;
+        if (open_loop) {
+            uint64_t k = result->scheduled + result->not_sent;
+            for (; k < lim->max_requests; k++) {
+                next_due = t0 + (uint64_t)((double)k * ns_per_request);
+                if (next_due > now || next_due >= deadline) break;
+                load_conn *c = engine_take_conn(&g);
+                if (!c || !engine_start(&g, c, next_due)) result->not_sent++;
+            }
+            sending = k < lim->max_requests && next_due < deadline;
+            if (!sending) next_due = UINT64_MAX;
+        } else {
+            sending = now < deadline && result->scheduled < lim->max_requests;
+        }
+        if (g.timer_due_ns <= now) {
+            g.timer_due_ns = UINT64_MAX;
+            curl_multi_socket_action(g.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            engine_collect(&g, deadline, open_loop, &last_done);
+        }
+        if (!sending && g.inflight == 0) break;
+
+        now = now_ns();
+        /* rounded up: an open-loop request goes out at most 1 ms late, and
+         * its latency counts from when it was due anyway */
+        long timeout_ms = POLL_MAX_MS;
+        uint64_t wake = g.timer_due_ns < next_due ? g.timer_due_ns : next_due;
+        if (lim->progress && next_tick < wake) wake = next_tick;
+        if (wake != UINT64_MAX) timeout_ms = ceil_ms(now, wake);
+        int n = epoll_wait(g.epoll_fd, events, (int)(sizeof events / sizeof events[0]), (int)timeout_ms);
+        for (int i = 0; i < n; i++) {
+            int mask = ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                       ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                       ((events[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(g.multi, events[i].data.fd, mask, &running);
+        }
+        if (n > 0) engine_collect(&g, deadline, open_loop, &last_done);
+        if (lim->progress && now_ns() >= next_tick) {
+            print_progress(result, (double)(now_ns() - t0) * 1e-9,
+                           (double)(result->completed - tick_completed));
+            tick_completed = result->completed;
+            next_tick += 1000000000ull;
+        }
+    }
+    if (lim->progress && now_ns() - t0 >= 1000000000ull) fputs("\r\033[K", stderr);
+    result->elapsed_s = (double)((result->completed ? last_done : now_ns()) - t0) * 1e-9;
+
+    for (size_t i = 0; i < g.n_conns; i++) {
+        if (g.multi) curl_multi_remove_handle(g.multi, g.conns[i]->easy);
+        conn_free(g.conns[i]);
+    }
+    if (g.multi) curl_multi_cleanup(g.multi);
+    if (g.epoll_fd >= 0) close(g.epoll_fd);
+    free(g.conns);
+    free(g.idle);
+    free(g.scratch);
+    return ok;
+}
+
+/* ------------------------------------------------------------ single run report */
+
+static json_t *ms_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *server_times_json(const load_hdr *h)
+{
+    if (!h->total) return json_null();
+    return json_pack("{s:o, s:o, s:o}", "mean", ms_or_null(load_hdr_mean_ms(h)), "p50",
+                     ms_or_null(load_hdr_percentile_ms(h, 50)), "p99",
+                     ms_or_null(load_hdr_percentile_ms(h, 99)));
+}
+
+/* "status" counts every reply by its HTTP status, 2xx included, so requests =
+ * sum(status) + transport_errors and errors = requests - ok. */
+static void print_json_report(const load_plan *plan, const load_limits *lim, const load_result *r)
+{
+    json_t *by_status = json_object(), *transport = json_object();
+    char key[16];
+    for (int s = 0; s < STATUS_SLOTS; s++) {
+        if (!r->by_status[s]) continue;
+        snprintf(key, sizeof key, "%d", s);
+        json_object_set_new(by_status, key, json_integer((json_int_t)r->by_status[s]));
+    }
+    for (int c = 0; c < CURL_CODE_SLOTS; c++)
+        if (r->by_curl_code[c])
+            json_object_set_new(transport, curl_easy_strerror((CURLcode)c),
+                                json_integer((json_int_t)r->by_curl_code[c]));
+    const load_hdr *l = &r->latency;
+    bool any = l->total > 0;
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:f, s:I, s:I, s:I, s:f, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o}, "
+        "s:o, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:o, s:o}}",
+        "url", plan->url, "method", plan->method ? plan->method : (plan->has_body ? "POST" : "GET"),
+        "mode", lim->rate > 0 ? "open" : "closed", "concurrency",
+        lim->rate > 0 ? json_null() : json_integer(lim->concurrency), "rate",
+        lim->rate > 0 ? json_real(lim->rate) : json_null(), "duration_s", r->elapsed_s, "requests",
+        (json_int_t)r->completed, "ok", (json_int_t)r->ok, "errors", (json_int_t)result_errors(r),
+        "throughput_rps", result_throughput(r), "latency_ms", "min",
+        ms_or_null(any ? load_hdr_percentile_ms(l, 0) : NAN), "p50",
+        ms_or_null(any ? load_hdr_percentile_ms(l, 50) : NAN), "p90",
+        ms_or_null(any ? load_hdr_percentile_ms(l, 90) : NAN), "p99",
+        ms_or_null(any ? load_hdr_percentile_ms(l, 99) : NAN), "p99_9",
+        ms_or_null(any ? load_hdr_percentile_ms(l, 99.9) : NAN), "max",
+        ms_or_null(any ? load_hdr_percentile_ms(l, 100) : NAN), "mean",
+        ms_or_null(any ? load_hdr_mean_ms(l) : NAN), "status", by_status, "transport_errors",
+        (json_int_t)r->transport_errors, "transport", transport, "not_sent", (json_int_t)r->not_sent,
+        "bytes_sent", (json_int_t)r->bytes_sent, "bytes_received", (json_int_t)r->bytes_received,
+        "server", "replies_with_stats", (json_int_t)r->with_stats, "queue_ms",
+        server_times_json(&r->queue), "compute_ms", server_times_json(&r->compute));
+    if (root) {
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        fputc('\n', stdout);
+    }
+    json_decref(root);
+}
+
+static const char *human_bytes(char *buf, size_t len, uint64_t b)
+{
+    if (b >= 10ull << 30) snprintf(buf, len, "%.1f GiB", (double)b / (1 << 30));
+    else if (b >= 10ull << 20) snprintf(buf, len, "%.1f MiB", (double)b / (1 << 20));
+    else if (b >= 10ull << 10) snprintf(buf, len, "%.1f KiB", (double)b / (1 << 10));
+    else snprintf(buf, len, "%llu B", (unsigned long long)b);
+    return buf;
+}
+
+static void print_text_report(const load_plan *plan, const load_limits *lim, const load_result *r)
+{
+    char b1[32], b2[32];
+    const load_hdr *l = &r->latency;
+    printf("convd load: %s %s, ", plan->method ? plan->method : (plan->has_body ? "POST" : "GET"),
+           plan->url);
+    if (lim->rate > 0) printf("open loop at %g req/s (max %ld in flight)", lim->rate, lim->max_inflight);
+    else printf("closed loop, %ld connection%s", lim->concurrency, lim->concurrency == 1 ? "" : "s");
+    printf(", %.2f s\n", r->elapsed_s);
+    printf("  requests     %llu (ok %llu, errors %llu)\n", (unsigned long long)r->completed,
+           (unsigned long long)r->ok, (unsigned long long)result_errors(r));
+    printf("  throughput   %.1f req/s\n", result_throughput(r));
+    if (l->total)
+        printf("  latency ms   min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f\n",
+               load_hdr_percentile_ms(l, 0), load_hdr_percentile_ms(l, 50),
+               load_hdr_percentile_ms(l, 90), load_hdr_percentile_ms(l, 99),
+               load_hdr_percentile_ms(l, 99.9), load_hdr_percentile_ms(l, 100), load_hdr_mean_ms(l));
+    if (result_errors(r)) {
+        printf("  errors      ");
+        for (int s = 0; s < STATUS_SLOTS; s++)
+            if (r->by_status[s] && !(s >= 200 && s < 300))
+                printf(" HTTP %d: %llu;", s, (unsigned long long)r->by_status[s]);
+        for (int c = 0; c < CURL_CODE_SLOTS; c++)
+            if (r->by_curl_code[c])
+                printf(" %s: %llu;", curl_easy_strerror((CURLcode)c), (unsigned long long)r->by_curl_code[c]);
+        printf("\n");
+    }
+    if (lim->rate > 0) printf("  not sent     %llu (due while %ld were in flight)\n",
+                              (unsigned long long)r->not_sent, lim->max_inflight);
+    printf("  bytes        sent %s, received %s\n", human_bytes(b1, sizeof b1, r->bytes_sent),
+           human_bytes(b2, sizeof b2, r->bytes_received));
+    if (r->with_stats) {
+        printf("  server ms    compute mean %.3f  p50 %.3f  p99 %.3f", load_hdr_mean_ms(&r->compute),
+               load_hdr_percentile_ms(&r->compute, 50), load_hdr_percentile_ms(&r->compute, 99));
+        if (r->queue.total)
+            printf("; queue mean %.3f  p50 %.3f  p99 %.3f", load_hdr_mean_ms(&r->queue),
+                   load_hdr_percentile_ms(&r->queue, 50), load_hdr_percentile_ms(&r->queue, 99));
+        printf("  (%llu replies)\n", (unsigned long long)r->with_stats);
+    } else {
+        printf("  server ms    no reply carried \"stats\" or Server-Timing\n");
+    }
+}
+
+/* ------------------------------------------------------------ request bodies */
+
+/* {"layer": L, "weight"/"weights", "bias", "input": random} for /v1/conv2d;
+ * NULL with a message when layer_json is not a JSON object with a "type" */
+static char *conv2d_body(const char *layer_json, const int64_t shape[4], char *err, size_t err_len)
+{
+    json_error_t jerr;
+    json_t *layer = json_loads(layer_json, 0, &jerr);
+    if (!json_is_object(layer) || !json_is_string(json_object_get(layer, "type"))) {
+        snprintf(err, err_len, "--layer: expected a JSON object with a \"type\"%s%s",
+                 layer ? "" : ": ", layer ? "" : jerr.text);
+        json_decref(layer);
+        return NULL;
+    }
+    bool separable = !strcmp(json_string_value(json_object_get(layer, "type")), "SeparableConv2d");
+    json_t *bias_flag = json_object_get(layer, "bias");
+    bool bias = !json_is_false(bias_flag);
+    json_t *root = json_object();
+    json_object_set_new(root, "layer", layer);
+#define RANDOM(seed) json_pack("{s:s, s:i}", "init", "random", "seed", (seed))
+    if (separable) {
+        json_t *w = json_object();
+        json_object_set_new(w, "depthwise.weight", RANDOM(1));
+        if (bias) json_object_set_new(w, "depthwise.bias", RANDOM(2));
+        json_object_set_new(w, "pointwise.weight", RANDOM(4));
+        if (bias) json_object_set_new(w, "pointwise.bias", RANDOM(5));
+        json_object_set_new(root, "weights", w);
+    } else {
+        json_object_set_new(root, "weight", RANDOM(1));
+        if (bias) json_object_set_new(root, "bias", RANDOM(2));
+    }
+#undef RANDOM
+    json_object_set_new(root, "input",
+                        json_pack("{s:s, s:i, s:[I,I,I,I]}", "init", "random", "seed", 3, "shape",
+                                  (json_int_t)shape[0], (json_int_t)shape[1], (json_int_t)shape[2],
+                                  (json_int_t)shape[3]));
+    char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!out) snprintf(err, err_len, "out of memory building the request body");
+    return out;
+}
+
+/* a server base URL gets "/v1/conv2d?encoding=b64"; a URL with a path of its
+ * own is kept (malloc'ed) */
+static char *conv2d_url(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *path = strchr(scheme ? scheme + 3 : url, '/');
+    bool base = !path || !strcmp(path, "/");
+    size_t len = strlen(url);
+    char *out = malloc(len + 32);
+    if (!out) return NULL;
+    if (base) {
+        if (len && url[len - 1] == '/') len--;
+        snprintf(out, len + 32, "%.*s/v1/conv2d?encoding=b64", (int)len, url);
+    } else {
+        memcpy(out, url, len + 1);
+    }
+    return out;
+}
+
+static const char *content_type_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot && !strcasecmp(dot, ".json")) return "application/json";
+    if (dot && !strcasecmp(dot, ".npy")) return "application/x-npy";
+    return "application/octet-stream";
+}
+
+/* ------------------------------------------------------------ --compare */
+
+typedef struct shape_spec {
+    char name[64];
+    int64_t shape[4];
+    int64_t out_channels, kernel;
+} shape_spec;
+
+static const shape_spec default_shapes[] = {
+    {"classic", {1, 3, 128, 128}, 10, 3},
+    {"mobilenet_32_64", {1, 32, 112, 112}, 64, 3},
+    {"mobilenet_256", {1, 256, 28, 28}, 256, 3},
+};
+
+/* lines "name N,C,H,W out k"; '#' starts a comment */
+static bool read_shapes(const char *path, shape_spec *out, size_t *n, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "--shapes %s: %s", path, strerror(errno));
+        return false;
+    }
+    char line[512];
+    int lineno = 0;
+    *n = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "#\r\n")] = '\0';
+        char name[64], shape_text[128];
+        long out_ch, k;
+        char extra;
+        int got = sscanf(line, "%63s %127s %ld %ld %c", name, shape_text, &out_ch, &k, &extra);
+        if (got <= 0) continue;
+        if (*n == MAX_SHAPES) {
+            snprintf(err, err_len, "--shapes %s: more than %d shapes", path, MAX_SHAPES);
+            ok = false;
+        } else if (got != 4 || !cli_parse_shape(shape_text, out[*n].shape) || out_ch <= 0 ||
+                   out_ch > 1 << 20 || k <= 0 || k > 64) {
+            snprintf(err, err_len, "--shapes %s:%d: expected \"name N,C,H,W out k\" with positive numbers",
+                     path, lineno);
+            ok = false;
+        } else {
+            snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
+            out[*n].out_channels = out_ch;
+            out[*n].kernel = k;
+            (*n)++;
+        }
+    }
+    fclose(f);
+    if (ok && !*n) {
+        snprintf(err, err_len, "--shapes %s: no shapes", path);
+        ok = false;
+    }
+    return ok;
+}
+
+static bool parse_levels(const char *text, long *levels, size_t *n)
+{
+    *n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > 100000 || *n == MAX_LEVELS) return false;
+        levels[(*n)++] = v;
+        if (*end == ',') end++;
+        else if (*end) return false;
+        p = end;
+    }
+    return *n > 0;
+}
+
+static void point_from_result(load_point *p, long concurrency, const load_result *r)
+{
+    p->concurrency = concurrency;
+    p->requests = r->completed;
+    p->errors = result_errors(r);
+    p->elapsed_s = r->elapsed_s;
+    p->throughput_rps = result_throughput(r);
+    bool lat = r->latency.total > 0, comp = r->compute.total > 0, q = r->queue.total > 0;
+    p->latency_p50_ms = lat ? load_hdr_percentile_ms(&r->latency, 50) : NAN;
+    p->latency_p99_ms = lat ? load_hdr_percentile_ms(&r->latency, 99) : NAN;
+    p->latency_mean_ms = lat ? load_hdr_mean_ms(&r->latency) : NAN;
+    p->replies_with_stats = r->with_stats;
+    p->compute_p50_ms = comp ? load_hdr_percentile_ms(&r->compute, 50) : NAN;
+    p->compute_p99_ms = comp ? load_hdr_percentile_ms(&r->compute, 99) : NAN;
+    p->compute_mean_ms = comp ? load_hdr_mean_ms(&r->compute) : NAN;
+    p->queue_p50_ms = q ? load_hdr_percentile_ms(&r->queue, 50) : NAN;
+    p->queue_p99_ms = q ? load_hdr_percentile_ms(&r->queue, 99) : NAN;
+    p->queue_mean_ms = q ? load_hdr_mean_ms(&r->queue) : NAN;
+}
+
+/* the first error of a failed warm-up, for the message */
+static void describe_failure(const load_result *r, char *buf, size_t len)
+{
+    for (int c = 0; c < CURL_CODE_SLOTS; c++)
+        if (r->by_curl_code[c]) {
+            snprintf(buf, len, "%s", curl_easy_strerror((CURLcode)c));
+            return;
+        }
+    for (int s = 0; s < STATUS_SLOTS; s++)
+        if (r->by_status[s] && !(s >= 200 && s < 300)) {
+            snprintf(buf, len, "HTTP %d", s);
+            return;
+        }
+    snprintf(buf, len, "no reply");
+}
+
+typedef struct compare_options {
+    const char *url;
+    const char *shapes_path;
+    const char *out_dir;
+    long levels[MAX_LEVELS];
+    size_t n_levels;
+    double duration_s;
+    long timeout_ms;
+    struct curl_slist *headers;
+} compare_options;
+
+static int run_compare(const compare_options *o)
+{
+    char err[512];
+    shape_spec shapes[MAX_SHAPES];
+    size_t n_shapes = sizeof default_shapes / sizeof default_shapes[0];
+    memcpy(shapes, default_shapes, sizeof default_shapes);
+    if (o->shapes_path && !read_shapes(o->shapes_path, shapes, &n_shapes, err, sizeof err))
+        return cli_fail("load", EXIT_USAGE, "%s", err);
+    char *url = conv2d_url(o->url);
+    load_result *r = malloc(sizeof *r);
+    load_hdr *pooled = malloc(sizeof *pooled);
+    load_shape_result *results = calloc(n_shapes, sizeof *results);
+    load_point *points = calloc(2 * n_shapes * o->n_levels, sizeof *points);
+    if (!url || !r || !pooled || !results || !points) {
+        free(url), free(r), free(pooled), free(results), free(points);
+        return cli_fail("load", EXIT_ERROR, "out of memory");
+    }
+    int status = EXIT_OK;
+    for (size_t s = 0; s < n_shapes && status == EXIT_OK; s++) {
+        const shape_spec *sh = &shapes[s];
+        load_shape_result *res = &results[s];
+        _Static_assert(sizeof res->name == sizeof sh->name, "shape names have one size");
+        memcpy(res->name, sh->name, sizeof res->name);
+        memcpy(res->input_shape, sh->shape, sizeof sh->shape);
+        res->out_channels = sh->out_channels;
+        res->kernel_size = sh->kernel;
+        res->standard = &points[2 * s * o->n_levels];
+        res->separable = &points[(2 * s + 1) * o->n_levels];
+        for (int v = 0; v < 2 && status == EXIT_OK; v++) {
+            char layer[256];
+            snprintf(layer, sizeof layer,
+                     "{\"type\": \"%s\", \"in_channels\": %lld, \"out_channels\": %lld, "
+                     "\"kernel_size\": %lld, \"padding\": %lld}",
+                     v ? "SeparableConv2d" : "Conv2d", (long long)sh->shape[1], (long long)sh->out_channels,
+                     (long long)sh->kernel, (long long)(sh->kernel / 2));
+            char *body = conv2d_body(layer, sh->shape, err, sizeof err);
+            if (!body) {
+                status = cli_fail("load", EXIT_ERROR, "%s", err);
+                break;
+            }
+            load_plan plan = {.url = url, .method = "POST", .body = body, .body_len = strlen(body),
+                              .has_body = true, .headers = o->headers, .timeout_ms = o->timeout_ms};
+            /* warm-up: checks the server takes the layer before timing it */
+            load_limits warm = {.concurrency = 1, .max_requests = WARMUP_REQUESTS};
+            if (!run_load(&plan, &warm, r, err, sizeof err)) {
+                status = cli_fail("load", EXIT_ERROR, "%s", err);
+            } else if (r->ok != r->completed || !r->completed) {
+                describe_failure(r, err, sizeof err);
+                status = cli_fail("load", EXIT_ERROR, "%s %s: the server refused the warm-up request (%s)",
+                                  sh->name, v ? "separable" : "standard", err);
+            }
+            load_hdr_init(pooled);
+            for (size_t i = 0; i < o->n_levels && status == EXIT_OK; i++) {
+                load_limits lim = {.concurrency = o->levels[i], .duration_s = o->duration_s,
+                                   .max_requests = UINT64_MAX};
+                if (!run_load(&plan, &lim, r, err, sizeof err)) {
+                    status = cli_fail("load", EXIT_ERROR, "%s", err);
+                    break;
+                }
+                load_point *p = v ? &res->separable[i] : &res->standard[i];
+                point_from_result(p, o->levels[i], r);
+                load_hdr_merge(pooled, &r->compute);
+                fprintf(stderr, "%-18s %-9s c=%-4ld %9.1f req/s  p50 %8.2f ms  p99 %8.2f ms  compute p50 %8.2f ms  errors %llu\n",
+                        sh->name, v ? "separable" : "standard", o->levels[i], p->throughput_rps,
+                        p->latency_p50_ms, p->latency_p99_ms, p->compute_p50_ms,
+                        (unsigned long long)p->errors);
+            }
+            double med = pooled->total ? load_hdr_percentile_ms(pooled, 50) : NAN;
+            if (v) res->compute_p50_separable_ms = med;
+            else res->compute_p50_standard_ms = med;
+            free(body);
+        }
+    }
+    if (status == EXIT_OK) {
+        load_comparison c = {.url = url, .duration_s = o->duration_s, .levels = o->levels,
+                             .n_levels = o->n_levels, .shapes = results, .n_shapes = n_shapes};
+        conv_error cerr = {{0}};
+        if (load_report_write(&c, o->out_dir, &cerr) != CONV_OK)
+            status = cli_fail("load", EXIT_ERROR, "%s", cerr.message);
+        else
+            printf("report written to %s/report.md (report.json, throughput.svg, latency_p99.svg, speedup.svg)\n",
+                   o->out_dir);
+    }
+    free(url), free(r), free(pooled), free(results), free(points);
+    return status;
+}
+
+/* ------------------------------------------------------------ the command */
+
+int cli_load(int argc, char **argv)
+{
+    const char *url = NULL, *body_path = NULL, *content_type = NULL, *method = NULL;
+    const char *layer = NULL, *shape_text = NULL, *compare = NULL, *shapes_path = NULL;
+    const char *out_dir = "loadtest-report", *concurrency_text = NULL;
+    const char *headers[MAX_HEADERS];
+    size_t n_headers = 0;
+    double rate = 0, duration = -1, timeout = DEFAULT_TIMEOUT_S;
+    long max_inflight = DEFAULT_MAX_INFLIGHT, requests = 0;
+    bool json = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(load_usage, stdout);
+            return EXIT_OK;
+        }
+        if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (i + 1 >= argc) return cli_fail("load", EXIT_USAGE, "%s: missing value (try --help)", a);
+        const char *v = argv[++i];
+        char *end;
+        if (!strcmp(a, "--url")) url = v;
+        else if (!strcmp(a, "--concurrency") || !strcmp(a, "-c")) concurrency_text = v;
+        else if (!strcmp(a, "--rate")) {
+            rate = strtod(v, &end);
+            if (*end || !(rate > 0) || rate > 1e7)
+                return cli_fail("load", EXIT_USAGE, "--rate %s: expected requests/s in (0, 1e7]", v);
+        } else if (!strcmp(a, "--duration") || !strcmp(a, "-d")) {
+            duration = strtod(v, &end);
+            if (*end || !(duration > 0) || duration > 86400)
+                return cli_fail("load", EXIT_USAGE, "--duration %s: expected seconds in (0, 86400]", v);
+        } else if (!strcmp(a, "--timeout")) {
+            timeout = strtod(v, &end);
+            if (*end || !(timeout > 0) || timeout > 3600)
+                return cli_fail("load", EXIT_USAGE, "--timeout %s: expected seconds in (0, 3600]", v);
+        } else if (!strcmp(a, "--requests") || !strcmp(a, "-n")) {
+            if (!cli_parse_int(v, 1, 1000000000L, &requests))
+                return cli_fail("load", EXIT_USAGE, "--requests %s: expected an integer in [1, 1e9]", v);
+        } else if (!strcmp(a, "--max-inflight")) {
+            if (!cli_parse_int(v, 1, 100000, &max_inflight))
+                return cli_fail("load", EXIT_USAGE, "--max-inflight %s: expected an integer in [1, 100000]", v);
+        } else if (!strcmp(a, "--body")) body_path = v;
+        else if (!strcmp(a, "--content-type")) content_type = v;
+        else if (!strcmp(a, "--method") || !strcmp(a, "-X")) method = v;
+        else if (!strcmp(a, "--header") || !strcmp(a, "-H")) {
+            if (n_headers == MAX_HEADERS)
+                return cli_fail("load", EXIT_USAGE, "--header: at most %d headers", MAX_HEADERS);
+            headers[n_headers++] = v;
+        } else if (!strcmp(a, "--layer")) layer = v;
+        else if (!strcmp(a, "--input-shape")) shape_text = v;
+        else if (!strcmp(a, "--compare")) compare = v;
+        else if (!strcmp(a, "--shapes")) shapes_path = v;
+        else if (!strcmp(a, "--out")) out_dir = v;
+        else return cli_fail("load", EXIT_USAGE, "unknown option %s (try --help)", a);
+    }
+    if (!url) return cli_fail("load", EXIT_USAGE, "--url is required (try --help)");
+    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+        return cli_fail("load", EXIT_USAGE, "--url %s: expected http://HOST:PORT/...", url);
+    long levels[MAX_LEVELS];
+    size_t n_levels = 0;
+    if (concurrency_text && !parse_levels(concurrency_text, levels, &n_levels))
+        return cli_fail("load", EXIT_USAGE,
+                        "--concurrency %s: expected a positive integer (or a list 1,2,4 with --compare)",
+                        concurrency_text);
+    if (compare) {
+        if (strcmp(compare, "separable"))
+            return cli_fail("load", EXIT_USAGE, "--compare %s: only \"separable\" is known", compare);
+        if (rate > 0 || body_path || layer)
+            return cli_fail("load", EXIT_USAGE, "--compare runs closed loops on its own layers: drop --rate, --body and --layer");
+    } else {
+        if (n_levels > 1)
+            return cli_fail("load", EXIT_USAGE, "--concurrency %s: a list is only for --compare", concurrency_text);
+        if (rate > 0 && concurrency_text)
+            return cli_fail("load", EXIT_USAGE, "--rate and --concurrency exclude each other");
+        if (body_path && layer) return cli_fail("load", EXIT_USAGE, "--body and --layer exclude each other");
+        if (layer && !shape_text) return cli_fail("load", EXIT_USAGE, "--layer needs --input-shape N,C,H,W");
+    }
+    int64_t shape[4] = {0};
+    if (shape_text && !cli_parse_shape(shape_text, shape))
+        return cli_fail("load", EXIT_USAGE, "--input-shape %s: expected N,C,H,W with positive integers", shape_text);
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return cli_fail("load", EXIT_ERROR, "cannot initialise libcurl");
+    int status = EXIT_OK;
+    char err[512];
+    struct curl_slist *header_list = NULL;
+    char *body = NULL, *request_url = NULL;
+    size_t body_len = 0;
+    for (size_t i = 0; i < n_headers && status == EXIT_OK; i++) {
+        struct curl_slist *grown = curl_slist_append(header_list, headers[i]);
+        if (!grown) status = cli_fail("load", EXIT_ERROR, "out of memory");
+        else header_list = grown;
+    }
+
+    if (status == EXIT_OK && compare) {
+        compare_options o = {.url = url, .shapes_path = shapes_path, .out_dir = out_dir,
+                             .duration_s = duration > 0 ? duration : DEFAULT_COMPARE_DURATION_S,
+                             .timeout_ms = (long)(timeout * 1000), .headers = header_list};
+        static const long default_levels[] = {1, 2, 4, 8, 16};
+        if (n_levels) {
+            memcpy(o.levels, levels, n_levels * sizeof *levels);
+            o.n_levels = n_levels;
+        } else {
+            memcpy(o.levels, default_levels, sizeof default_levels);
+            o.n_levels = sizeof default_levels / sizeof default_levels[0];
+        }
+        status = run_compare(&o);
+        curl_slist_free_all(header_list);
+        curl_global_cleanup();
+        return status;
+    }
+
+    if (status == EXIT_OK && body_path) {
+        conv_error cerr = {{0}};
+        uint8_t *bytes = NULL;
+        if (fileio_read_all(body_path, FILEIO_MAX_FILE_BYTES, &bytes, &body_len, &cerr) != CONV_OK)
+            status = cli_fail("load", EXIT_ERROR, "--body: %s", cerr.message);
+        body = (char *)bytes;
+        if (!content_type) content_type = content_type_of(body_path);
+    } else if (status == EXIT_OK && layer) {
+        body = conv2d_body(layer, shape, err, sizeof err);
+        if (!body) status = cli_fail("load", EXIT_USAGE, "%s", err);
+        else body_len = strlen(body);
+        if (!content_type) content_type = "application/json";
+    }
+    request_url = layer ? conv2d_url(url) : strdup(url);
+    if (status == EXIT_OK && !request_url) status = cli_fail("load", EXIT_ERROR, "out of memory");
+    if (status == EXIT_OK && body) {
+        char line[256];
+        snprintf(line, sizeof line, "Content-Type: %s", content_type);
+        struct curl_slist *grown = curl_slist_append(header_list, line);
+        /* curl would wait for "100 Continue" before bodies over 1 MiB */
+        if (grown) grown = curl_slist_append(header_list = grown, "Expect:");
+        if (!grown) status = cli_fail("load", EXIT_ERROR, "out of memory");
+        else header_list = grown;
+    }
+
+    if (status == EXIT_OK) {
+        load_plan plan = {.url = request_url, .method = method, .body = body, .body_len = body_len,
+                          .has_body = body != NULL, .headers = header_list,
+                          .timeout_ms = (long)(timeout * 1000)};
+        load_limits lim = {.concurrency = n_levels ? levels[0] : 1, .rate = rate,
+                           .max_inflight = max_inflight,
+                           .duration_s = duration > 0 ? duration : (requests ? 0 : DEFAULT_DURATION_S),
+                           .max_requests = requests ? (uint64_t)requests : UINT64_MAX,
+                           .progress = isatty(STDERR_FILENO) != 0};
+        load_result *r = malloc(sizeof *r);
+        if (!r) status = cli_fail("load", EXIT_ERROR, "out of memory");
+        else if (!run_load(&plan, &lim, r, err, sizeof err)) status = cli_fail("load", EXIT_ERROR, "%s", err);
+        else {
+            if (json) print_json_report(&plan, &lim, r);
+            else print_text_report(&plan, &lim, r);
+            if (r->completed && r->transport_errors == r->completed) {
+                describe_failure(r, err, sizeof err);
+                status = cli_fail("load", EXIT_ERROR, "%s: every request failed (%s)", request_url, err);
+            }
+        }
+        free(r);
+    }
+    free(body);
+    free(request_url);
+    curl_slist_free_all(header_list);
+    curl_global_cleanup();
+    return status;
+}
