@@ -138,8 +138,9 @@ static void on_wake(uv_async_t *handle)
     w->inbox_head = w->inbox_tail = NULL;
     pthread_mutex_unlock(&w->inbox_lock);
     bool stopping = atomic_load(&w->stopping);
+    /* warm-up jobs neither wait for room nor take room from clients */
     int queued = 0;
-    for (job *q = w->queue_head; q; q = q->next) queued++;
+    for (job *q = w->queue_head; q; q = q->next) queued += !q->internal;
     while (incoming) {
         job *j = incoming;
         incoming = j->next;
@@ -152,7 +153,7 @@ static void on_wake(uv_async_t *handle)
         if (w->queue_tail) w->queue_tail->next = j;
         else w->queue_head = j;
         w->queue_tail = j;
-        queued++;
+        queued += !j->internal;
     }
     dispatch(w);
     if (stopping) fail_queued(w, JOB_SHUTDOWN);
