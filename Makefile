@@ -34,7 +34,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test unit conformance golden bench deploy-check clean
+.PHONY: all deps run test unit conformance golden bench deploy-check loadtest clean
 all: $(BUILD)/convd
 
 deps:
@@ -90,6 +90,11 @@ bench: deps $(BUILD)/convd
 # with promtool and Prometheus, validates the Kubernetes manifests
 deploy-check: $(BUILD)/convd
 	@tools/deploy-check.sh
+
+# standard vs separable convolution under load: starts a server on a free port,
+# writes loadtest-report/ (report.md, report.json, SVG plots)
+loadtest: $(BUILD)/convd
+	@tools/loadtest.sh $(BUILD)
 
 clean:
 	rm -rf build build-san

@@ -1038,6 +1038,13 @@ int cli_load(int argc, char **argv)
     }
 
     if (status == EXIT_OK && compare) {
+        /* every request of the comparison posts a /v1/conv2d JSON body */
+        struct curl_slist *grown = curl_slist_append(header_list, "Content-Type: application/json");
+        if (grown) grown = curl_slist_append(header_list = grown, "Expect:");
+        if (grown) header_list = grown;
+        else status = cli_fail("load", EXIT_ERROR, "out of memory");
+    }
+    if (status == EXIT_OK && compare) {
         compare_options o = {.url = url, .shapes_path = shapes_path, .out_dir = out_dir,
                              .duration_s = duration > 0 ? duration : DEFAULT_COMPARE_DURATION_S,
                              .timeout_ms = (long)(timeout * 1000), .headers = header_list};
