@@ -17,7 +17,9 @@ step() { printf '\n== %s\n' "$*"; }
 fail() { echo "deploy-check: FAIL: $*" >&2; exit 1; }
 
 step "packages"
-tools/install-deps.sh podman runc debootstrap prometheus python3-venv kubernetes-client
+tools/install-deps.sh podman runc debootstrap prometheus python3-venv
+# kubectl (for `kubectl kustomize`) from Debian unless one is installed already
+command -v kubectl >/dev/null || tools/install-deps.sh kubernetes-client
 
 # Podman set-up that works on this machine: runc (crun fails on its mixed
 # cgroup set-up), cgroupfs, explicit ulimits (root cannot raise
