@@ -71,7 +71,7 @@ unit: $(BUILD)/convd $(TEST_BIN)
 	@tests/run-tests.sh $(BUILD)
 
 run: deps $(BUILD)/convd
-	@tools/run-example.sh $(BUILD)
+	@tools/run.sh $(BUILD)
 
 # differential test against torch on random models (needs python3-torch)
 CONFORMANCE_MODELS ?= 200

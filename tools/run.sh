@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What `make run` shows until the service exists: example (a), the classic
-# 1x3x128x128 depthwise-separable exercise, run through `convd run`, its
-# statistics, and the separable-vs-standard comparison.
+# `make run`: shows example (a), the classic 1x3x128x128 depthwise-separable
+# exercise, through `convd run` with its statistics and the separable-vs-
+# standard comparison, then starts the service on 127.0.0.1:8080 with
+# examples/ as the model repository and prints curl commands to try.
 set -euo pipefail
 build=${1:-build}
 convd="$build/convd"
@@ -35,3 +36,25 @@ PY
 echo
 echo "== convd analyze examples/mobilenet_v1"
 "$convd" analyze examples/mobilenet_v1
+
+host=${CONVD_HOST:-127.0.0.1}
+port=${CONVD_PORT:-8080}
+u="http://$host:$port"
+echo
+echo "== convd serve on $u (models: examples/). Try, from another terminal:"
+cat <<TRY
+
+  curl $u/v1/models
+  curl -X POST $u/v1/models/separable_classic/infer -H 'Content-Type: application/x-npy' \\
+       -H 'Accept: application/x-npy' --data-binary @examples/separable_classic/input.npy -o out.npy -D -
+  curl -X POST '$u/v1/models/mobilenet_v1/infer?encoding=b64' -H 'Content-Type: application/json' \\
+       -d '{"input": {"init": "random", "seed": 1, "shape": [1, 3, 224, 224]}}'
+  curl -X POST $u/v1/conv2d -H 'Content-Type: application/json' -d '{"layer": {"type": "Conv2d",
+       "in_channels": 1, "out_channels": 1, "kernel_size": 2}, "weight": {"data": [1, 1, 1, 1]},
+       "bias": {"data": [0.5]}, "input": {"shape": [1, 1, 2, 3], "data": [1, 2, 3, 4, 5, 6]}}'
+  curl $u/metrics
+
+Ctrl-C stops it (in-flight requests finish first).
+TRY
+rm -rf "$out"; trap - EXIT
+exec "$convd" serve --host "$host" --port "$port" --models examples
