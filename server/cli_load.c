@@ -72,8 +72,8 @@ enum {
     MAX_SHAPES = 16,
     STATUS_SLOTS = 600, /* HTTP statuses 0..599 */
     CURL_CODE_SLOTS = 128,
-    HEAD_KEEP = 8192, /* first bytes of a reply kept for the stats scan */
-    TAIL_KEEP = 8192, /* at least this many of the last bytes kept */
+    STATS_KEY_LEN = 7,  /* strlen("\"stats\"") */
+    STATS_KEEP = 1024, /* bytes kept from "stats" on: its top-level keys come first */
     DEFAULT_MAX_INFLIGHT = 1024,
     POLL_MAX_MS = 100,
     WARMUP_REQUESTS = 2,
@@ -153,40 +153,73 @@ typedef struct load_conn {
     uint64_t start_ns; /* when the request was due (open loop) or sent (closed) */
     uint64_t body_bytes;
     double timing_queue_ms, timing_compute_ms; /* from Server-Timing, NaN if absent */
-    size_t head_len, tail_len;
-    bool tail_dropped; /* bytes between head and tail were discarded */
-    char head[HEAD_KEEP + 1];
-    char tail[2 * TAIL_KEEP + 1];
+    /* the reply's "stats" object, found while the body streams past: the
+     * last bytes of the previous chunk (a key split between two chunks) and,
+     * once found, the first STATS_KEEP bytes from the key on */
+    char carry[STATS_KEY_LEN];
+    size_t carry_len, stats_len;
+    bool stats_found;
+    char stats[STATS_KEEP + 1];
 } load_conn;
+
+static const char stats_key[] = "\"stats\"";
+
+/* Looks for "stats" in every chunk, so a multi-MB reply is scanned once and
+ * never stored; base64 and number arrays cannot contain a quote, so the first
+ * match is the key. */
+static void scan_for_stats(load_conn *c, const char *data, size_t n)
+{
+    size_t from = 0;
+    if (!c->stats_found) {
+        const char *hit = NULL;
+        size_t after = 0;
+        if (c->carry_len) {
+            char window[2 * STATS_KEY_LEN];
+            size_t head = n < STATS_KEY_LEN - 1 ? n : STATS_KEY_LEN - 1;
+            memcpy(window, c->carry, c->carry_len);
+            memcpy(window + c->carry_len, data, head);
+            const char *w = memmem(window, c->carry_len + head, stats_key, STATS_KEY_LEN);
+            if (w) {
+                hit = w;
+                after = (size_t)(w - window) + STATS_KEY_LEN - c->carry_len;
+            }
+        }
+        if (!hit) {
+            hit = memmem(data, n, stats_key, STATS_KEY_LEN);
+            if (hit) after = (size_t)(hit - data) + STATS_KEY_LEN;
+        }
+        if (!hit) {
+            const size_t keep = STATS_KEY_LEN - 1;
+            if (n >= keep) {
+                memcpy(c->carry, data + n - keep, keep);
+                c->carry_len = keep;
+            } else {
+                size_t total = c->carry_len + n, drop = total > keep ? total - keep : 0;
+                memmove(c->carry, c->carry + drop, c->carry_len - drop);
+                memcpy(c->carry + c->carry_len - drop, data, n);
+                c->carry_len = total - drop;
+            }
+            return;
+        }
+        c->stats_found = true;
+        memcpy(c->stats, stats_key, STATS_KEY_LEN);
+        c->stats_len = STATS_KEY_LEN;
+        from = after;
+    }
+    if (c->stats_len < STATS_KEEP && from < n) {
+        size_t take = n - from;
+        if (take > STATS_KEEP - c->stats_len) take = STATS_KEEP - c->stats_len;
+        memcpy(c->stats + c->stats_len, data + from, take);
+        c->stats_len += take;
+    }
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 {
     load_conn *c = user;
-    size_t n = size * nmemb, left = n;
+    size_t n = size * nmemb;
     c->body_bytes += n;
-    size_t take = HEAD_KEEP - c->head_len;
-    if (take > left) take = left;
-    memcpy(c->head + c->head_len, data, take);
-    c->head_len += take;
-    data += take;
-    left -= take;
-    if (!left) return n;
-    if (left >= TAIL_KEEP) {
-        if (c->tail_len || left > TAIL_KEEP) c->tail_dropped = true;
-        memcpy(c->tail, data + left - TAIL_KEEP, TAIL_KEEP);
-        c->tail_len = TAIL_KEEP;
-        return n;
-    }
-    if (c->tail_len + left > 2 * TAIL_KEEP) {
-        /* slide so TAIL_KEEP bytes remain after the append: one move per
-         * TAIL_KEEP appended bytes at most */
-        size_t keep = TAIL_KEEP - left;
-        memmove(c->tail, c->tail + c->tail_len - keep, keep);
-        c->tail_len = keep;
-        c->tail_dropped = true;
-    }
-    memcpy(c->tail + c->tail_len, data, left);
-    c->tail_len += left;
+    if (!c->stats_found || c->stats_len < STATS_KEEP) scan_for_stats(c, data, n);
     return n;
 }
 
@@ -246,30 +279,15 @@ static double stats_number(const char *buf, size_t len, const char *key)
 }
 
 /* the server's queue and compute times of the reply in c: Server-Timing if
- * sent, else "stats" in the first or the last bytes of the body */
-static void reply_server_times(load_conn *c, char *scratch, double *queue_ms, double *compute_ms)
+ * sent, else the "stats" object of the body */
+static void reply_server_times(load_conn *c, double *queue_ms, double *compute_ms)
 {
     *queue_ms = c->timing_queue_ms;
     *compute_ms = c->timing_compute_ms;
-    if (!isnan(*compute_ms)) return;
-    const char *buf = c->head;
-    size_t len = c->head_len;
-    c->head[c->head_len] = '\0';
-    if (c->tail_len && !c->tail_dropped) {
-        /* the whole body is in head + tail: scan it in one piece */
-        memcpy(scratch, c->head, c->head_len);
-        memcpy(scratch + c->head_len, c->tail, c->tail_len);
-        len = c->head_len + c->tail_len;
-        scratch[len] = '\0';
-        buf = scratch;
-    }
-    *queue_ms = stats_number(buf, len, "\"queue_ms\"");
-    *compute_ms = stats_number(buf, len, "\"compute_ms\"");
-    if (isnan(*compute_ms) && c->tail_len && c->tail_dropped) {
-        c->tail[c->tail_len] = '\0';
-        *queue_ms = stats_number(c->tail, c->tail_len, "\"queue_ms\"");
-        *compute_ms = stats_number(c->tail, c->tail_len, "\"compute_ms\"");
-    }
+    if (!isnan(*compute_ms) || !c->stats_found) return;
+    c->stats[c->stats_len] = '\0';
+    *queue_ms = stats_number(c->stats, c->stats_len, "\"queue_ms\"");
+    *compute_ms = stats_number(c->stats, c->stats_len, "\"compute_ms\"");
 }
 
 static load_conn *conn_new(const load_plan *plan)
@@ -325,7 +343,6 @@ typedef struct load_engine {
     load_conn **conns, **idle;
     size_t n_conns, n_idle, max_conns;
     uint64_t inflight;
-    char *scratch; /* HEAD_KEEP + 2 * TAIL_KEEP + 1 bytes */
 } load_engine;
 
 /* libcurl tells which sockets to watch for what; they go into our epoll set */
@@ -366,8 +383,8 @@ static bool engine_start(load_engine *g, load_conn *c, uint64_t due_ns)
 {
     c->start_ns = due_ns;
     c->body_bytes = 0;
-    c->head_len = c->tail_len = 0;
-    c->tail_dropped = false;
+    c->carry_len = c->stats_len = 0;
+    c->stats_found = false;
     c->timing_queue_ms = c->timing_compute_ms = NAN;
     if (curl_multi_add_handle(g->multi, c->easy) != CURLM_OK) {
         g->idle[g->n_idle++] = c;
@@ -400,7 +417,7 @@ static void engine_record(load_engine *g, load_conn *c, CURLcode code, uint64_t 
     if (status >= 200 && status < 300) r->ok++;
     load_hdr_record(&r->latency, done_ns > c->start_ns ? done_ns - c->start_ns : 0);
     double queue_ms, compute_ms;
-    reply_server_times(c, g->scratch, &queue_ms, &compute_ms);
+    reply_server_times(c, &queue_ms, &compute_ms);
     if (!isnan(compute_ms)) {
         r->with_stats++;
         load_hdr_record_ms(&r->compute, compute_ms);
@@ -461,8 +478,7 @@ static bool run_load(const load_plan *plan, const load_limits *lim, load_result 
     g.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     g.conns = calloc(g.max_conns, sizeof *g.conns);
     g.idle = calloc(g.max_conns, sizeof *g.idle);
-    g.scratch = malloc(HEAD_KEEP + 2 * TAIL_KEEP + 1);
-    bool ok = g.multi && g.epoll_fd >= 0 && g.conns && g.idle && g.scratch;
+    bool ok = g.multi && g.epoll_fd >= 0 && g.conns && g.idle;
     if (!ok) snprintf(err, err_len, "cannot set up %zu connections (out of memory or file descriptors)", g.max_conns);
     if (ok) {
         curl_multi_setopt(g.multi, CURLMOPT_MAXCONNECTS, (long)g.max_conns);
@@ -511,7 +527,8 @@ static bool run_load(const load_plan *plan, const load_limits *lim, load_result 
             curl_multi_socket_action(g.multi, CURL_SOCKET_TIMEOUT, 0, &running);
             engine_collect(&g, deadline, open_loop, &last_done);
         }
-        if (!sending && g.inflight == 0) break;
+        /* a closed loop with nothing in flight starts nothing more */
+        if (g.inflight == 0 && (!sending || !open_loop)) break;
 
         now = now_ns();
         /* rounded up: an open-loop request goes out at most 1 ms late, and
@@ -546,7 +563,6 @@ static bool run_load(const load_plan *plan, const load_limits *lim, load_result 
     if (g.epoll_fd >= 0) close(g.epoll_fd);
     free(g.conns);
     free(g.idle);
-    free(g.scratch);
     return ok;
 }
 

@@ -182,6 +182,7 @@ static void test_extreme_values_clamp(void **state)
     load_hdr_record(h, LOAD_HDR_LOWEST_NS);
     load_hdr_record(h, LOAD_HDR_HIGHEST_NS);
     assert_int_equal(h->clamped_low + h->clamped_high, 7);
+    free(h);
 }
 
 static void test_empty_histogram(void **state)
