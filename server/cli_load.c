@@ -4,16 +4,22 @@
  *
  * Design: one thread drives libcurl's multi interface. Each connection is one
  * easy handle, configured once and re-added for every request, so its
- * keep-alive connection stays in the multi handle's pool. Closed loop
- * (--concurrency C): C handles, each starting its next request as soon as its
- * reply is in. Open loop (--rate R): request k is due at t0 + k/R; it takes an
- * idle handle (a new one while fewer than --max-inflight exist) or, when all
- * are busy, is counted as not sent; its latency runs from the time it was
- * due, not from when it went out, so a stalled server cannot hide its stall
- * by slowing the client down (coordinated omission, as wrk2 corrects it).
+ * keep-alive connection stays in the multi handle's pool. Readiness comes
+ * from libcurl's socket API on our own epoll set (curl_multi_socket_action)
+ * rather than curl_multi_poll + curl_multi_perform: those visit every handle
+ * on each wake-up, which costs O(connections) per reply and would make the
+ * client the bottleneck with hundreds of open-loop connections.
+ * Closed loop (--concurrency C): C handles, each starting its next request as
+ * soon as its reply is in. Open loop (--rate R): request k is due at
+ * t0 + k/R; it takes an idle handle (a new one while fewer than
+ * --max-inflight exist) or, when all are busy, is counted as not sent; its
+ * latency runs from the time it was due, not from when it went out, so a
+ * stalled server cannot hide its stall by slowing the client down
+ * (coordinated omission, corrected as wrk2 does).
  * Latencies go into an HDR-style histogram (server/load_hdr.h); the server's
- * queue/compute times are read from each reply's "stats" object or its
- * Server-Timing header without parsing the whole reply. */
+ * queue/compute times come from each reply's Server-Timing header or its
+ * "stats" object, found by scanning the body as it streams past (no JSON
+ * parse, nothing of a multi-MB reply is kept). */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
