@@ -205,6 +205,12 @@ static int decimal_length(uint32_t v)
     return n;
 }
 
+/* Most readers (jansson, Python's json) parse a number to double and only
+ * then round to float32. An exhaustive run over all 2^32 floats found one
+ * magnitude whose shortest form, "7.038531e-26", is exact for strtof but
+ * lands on the next float through double; it gets 8 digits instead. */
+#define DOUBLE_ROUNDING_TRAP 0x15ae43fdu
+
 static const char DIGIT_PAIRS[201] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
@@ -252,7 +258,12 @@ size_t json_tensor_format_float(float value, char out[JSON_TENSOR_FLOAT_MAX])
 
     uint32_t digits;
     int32_t exponent;
-    float_to_decimal(magnitude, &digits, &exponent);
+    if (magnitude == DOUBLE_ROUNDING_TRAP) {
+        digits = 70385307; /* the closest 8 digits, which read back right both ways */
+        exponent = -33;
+    } else {
+        float_to_decimal(magnitude, &digits, &exponent);
+    }
     int n = decimal_length(digits);
     int point = n + exponent; /* digits before the decimal point */
     int sci_exponent = point - 1;

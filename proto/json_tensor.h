@@ -60,10 +60,10 @@ conv_status json_tensor_parse(const json_t *value, const char *path, const int64
  * For large tensors prefer the writers below: they skip one json_t per number. */
 json_t *json_tensor_to_json(const conv_tensor *t, json_tensor_encoding encoding);
 
-/* Writes the text {"shape":[...],"data":[...]} directly, each number in the
- * shortest form that reads back as the same float32 (through strtof or
- * through strtod followed by a float conversion). *out is malloc'ed and
- * NUL-terminated (the NUL not counted in *len); the caller frees it.
+/* Writes the text {"shape":[...],"data":[...]} directly, each number as
+ * json_tensor_format_float writes it, so every float32 reads back exactly.
+ * *out is malloc'ed and NUL-terminated (the NUL not counted in *len); the
+ * caller frees it.
  * Statuses: CONV_LIMIT_EXCEEDED if the text size overflows, CONV_OUT_OF_MEMORY. */
 conv_status json_tensor_write_list(const conv_tensor *t, char **out, size_t *len);
 
@@ -78,6 +78,9 @@ conv_status json_tensor_write_b64(const conv_tensor *t, char **out, size_t *len)
  * plain or exponent notation, whichever is shorter ("0.1", "1e3", "1e-7",
  * "3.4028235e38"); "-0.0" for negative zero; "\"NaN\"", "\"Infinity\"" and
  * "\"-Infinity\"" with their quotes. At most 15 characters plus the NUL.
+ * Checked over all 2^32 floats to read back exactly through strtof and
+ * through strtod + a float conversion (one float needs a digit more than
+ * the shortest for the latter; it gets it).
  * Returns the length written to out. */
 size_t json_tensor_format_float(float value, char out[JSON_TENSOR_FLOAT_MAX]);
 

@@ -368,6 +368,10 @@ static void test_format_float_examples(void **state)
     assert_formats(3.4028235e38f, "3.4028235e38");
     assert_formats(bits_float(1), "1e-45");                /* smallest subnormal */
     assert_formats(bits_float(0x00800000u), "1.1754944e-38"); /* smallest normal */
+    /* the one float whose shortest form, 7.038531e-26, reads back wrong through double */
+    assert_formats(bits_float(0x15ae43fdu), "7.0385307e-26");
+    assert_formats(bits_float(0x95ae43fdu), "-7.0385307e-26");
+    assert_true((float)strtod("7.038531e-26", NULL) != bits_float(0x15ae43fdu));
     assert_formats(NAN, "\"NaN\"");
     assert_formats(INFINITY, "\"Infinity\"");
     assert_formats(-INFINITY, "\"-Infinity\"");
@@ -420,7 +424,8 @@ static void test_format_float_round_trips_random_bits(void **state)
         float via_strtod = (float)strtod(buf, NULL);
         if (float_bits(via_strtof) != bits || float_bits(via_strtod) != bits)
             fail_msg("%08x -> %s -> %08x / %08x", bits, buf, float_bits(via_strtof), float_bits(via_strtod));
-        if (i % 64 == 0 && v != 0 && significant_digits(buf) > shortest_digits(v))
+        bool trap = (bits & 0x7fffffffu) == 0x15ae43fdu; /* gets 8 digits on purpose, see above */
+        if (i % 64 == 0 && v != 0 && !trap && significant_digits(buf) > shortest_digits(v))
             fail_msg("%08x -> %s is longer than %d digits", bits, buf, shortest_digits(v));
     }
 }
