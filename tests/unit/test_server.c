@@ -1142,7 +1142,10 @@ static void test_client_disconnects(void **state)
 static void test_sigterm_drains_in_flight(void **state)
 {
     (void)state;
-    server_proc *s = server_start("--workers", "1", "--models", examples_dir(), NULL);
+    /* a generous drain bound: on a loaded machine four of these jobs can
+     * take longer than the 10 s default, and this test is about the drain
+     * losing nothing, not about its timeout */
+    server_proc *s = server_start("--workers", "1", "--drain-timeout-ms", "120000", "--models", examples_dir(), NULL);
     enum { N = 4 };
     client_arg args[N];
     pthread_t th[N];
