@@ -80,6 +80,7 @@ conv_status conv_select_algorithm(const conv_params *p, const conv_dims *in, con
 extern const conv_kernel conv_kernel_direct;
 extern const conv_kernel conv_kernel_im2col;
 extern const conv_kernel conv_kernel_gemm_1x1;
+extern const conv_kernel conv_kernel_winograd;
 
 /* shared helpers for kernels */
 void conv_apply_activation(float *data, size_t n, conv_activation act);
