@@ -4,7 +4,7 @@
 BUILD ?= build
 SAN ?= 0
 CC ?= cc
-PKGS := openblas jansson libmicrohttpd libuv libcurl
+PKGS := openblas jansson libmicrohttpd libuv libcurl zlib
 
 ifeq ($(SAN),1)
   override BUILD := $(BUILD)-san

@@ -14,6 +14,7 @@
 #include "proto/npy.h"
 #include "proto/stats_json.h"
 #include "server/cli.h"
+#include "server/v2.h"
 
 #define MAX_MULTIPART_PARTS 256
 
@@ -959,6 +960,11 @@ static void submit_warm_up(server *srv, repo_model *m)
     workers_submit(srv->workers, &j->base);
 }
 
+void handlers_warm_up_model(server *srv, repo_model *m)
+{
+    submit_warm_up(srv, m);
+}
+
 void handlers_warm_up(server *srv)
 {
     repo_model **list;
@@ -1046,6 +1052,7 @@ static void handle_metrics(request *req)
 
 job *handlers_dispatch(request *req)
 {
+    if (v2_owns_path(req->path)) return v2_dispatch(req); /* its own error format */
     const route_match *rm = &req->route;
     if (rm->status == 404) {
         reply_error(&req->reply, 404, "not_found", "no route %s %s", req->method, req->path);

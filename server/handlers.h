@@ -39,6 +39,8 @@ job *handlers_dispatch(request *req);
 /* Submits one run per repository model with a declared input shape; a
  * model is "warmed" (for /readyz) when its run completes. */
 void handlers_warm_up(server *srv);
+/* The same for one model just published (PUT, v2 repository load). */
+void handlers_warm_up_model(server *srv, repo_model *m);
 
 /* the OpenAPI 3.0 document served at /openapi.json (openapi.c) */
 extern const char openapi_json[];

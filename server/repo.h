@@ -17,9 +17,18 @@
 #include "server/log.h"
 #include "server/router.h"
 
+/* Per-model counters for the v2 statistics extension (v2.c), in Triton's
+ * terms; zero when the model is (re)loaded. Durations in nanoseconds. */
+typedef struct repo_model_stats {
+    atomic_uint_fast64_t success_count, success_ns, fail_count, fail_ns;
+    atomic_uint_fast64_t queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns;
+    atomic_uint_fast64_t inference_count, execution_count, last_inference_ms;
+} repo_model_stats;
+
 typedef struct repo_model {
     atomic_int refs;
     atomic_bool warmed; /* one run has completed (or there is no declared shape to warm up with) */
+    repo_model_stats stats; /* zeroed by calloc in repo_put */
     char name[ROUTER_MAX_NAME + 1];
     model_dir md;
 } repo_model;

@@ -24,6 +24,18 @@ static const route_row table[] = {
     {"POST", "/v1/conv2d", NULL, "/v1/conv2d", ROUTE_CONV2D},
     {"POST", "/v1/infer", NULL, "/v1/infer", ROUTE_INFER},
     {"POST", "/v1/analyze", NULL, "/v1/analyze", ROUTE_ANALYZE},
+    {"GET", "/v2", NULL, "/v2", ROUTE_V2_SERVER_META},
+    {"GET", "/v2/health/live", NULL, "/v2/health/live", ROUTE_V2_LIVE},
+    {"GET", "/v2/health/ready", NULL, "/v2/health/ready", ROUTE_V2_READY},
+    {"GET", "/v2/models/stats", NULL, "/v2/models/stats", ROUTE_V2_STATS_ALL},
+    {"GET", "/v2/models/", "", "/v2/models/{name}", ROUTE_V2_MODEL_META},
+    {"GET", "/v2/models/", "/ready", "/v2/models/{name}/ready", ROUTE_V2_MODEL_READY},
+    {"POST", "/v2/models/", "/infer", "/v2/models/{name}/infer", ROUTE_V2_MODEL_INFER},
+    {"GET", "/v2/models/", "/config", "/v2/models/{name}/config", ROUTE_V2_MODEL_CONFIG},
+    {"GET", "/v2/models/", "/stats", "/v2/models/{name}/stats", ROUTE_V2_MODEL_STATS},
+    {"POST", "/v2/repository/index", NULL, "/v2/repository/index", ROUTE_V2_REPO_INDEX},
+    {"POST", "/v2/repository/models/", "/load", "/v2/repository/models/{name}/load", ROUTE_V2_REPO_LOAD},
+    {"POST", "/v2/repository/models/", "/unload", "/v2/repository/models/{name}/unload", ROUTE_V2_REPO_UNLOAD},
 };
 #define N_ROUTES (sizeof table / sizeof table[0])
 
@@ -52,9 +64,31 @@ static bool path_fits(const route_row *r, const char *path, const char **name, s
     return memchr(*name, '/', *name_len) == NULL; /* one segment only */
 }
 
+/* /v2/models/{name}/versions/{v}[/rest] -> /v2/models/{name}[/rest] in buf,
+ * the version into out; path itself otherwise. */
+static const char *strip_version(const char *path, char *buf, size_t cap, route_match *out)
+{
+    static const char prefix[] = "/v2/models/";
+    if (strncmp(path, prefix, sizeof prefix - 1)) return path;
+    const char *name_end = strchr(path + sizeof prefix - 1, '/');
+    if (!name_end || strncmp(name_end, "/versions/", 10)) return path;
+    const char *v = name_end + 10, *v_end = strchr(v, '/');
+    size_t vlen = v_end ? (size_t)(v_end - v) : strlen(v);
+    size_t head = (size_t)(name_end - path), tail = v_end ? strlen(v_end) : 0;
+    if (vlen < 1 || vlen > ROUTER_MAX_NAME || head + tail >= cap) return path;
+    memcpy(out->version, v, vlen);
+    out->version[vlen] = 0;
+    out->has_version = true;
+    memcpy(buf, path, head);
+    memcpy(buf + head, v_end ? v_end : "", tail + 1);
+    return buf;
+}
+
 void router_match(const char *method, const char *path, route_match *out)
 {
     memset(out, 0, sizeof *out);
+    char unversioned[256];
+    path = strip_version(path, unversioned, sizeof unversioned, out);
     out->pattern = "unmatched";
     out->status = 404;
     bool path_known = false;
@@ -85,6 +119,8 @@ void router_match(const char *method, const char *path, route_match *out)
     /* the methods each path accepts */
     if (!strcmp(out->pattern, "/v1/models/{name}")) allow = "GET, PUT, DELETE";
     else if (!strncmp(out->pattern, "/v1/", 4) && strcmp(out->pattern, "/v1/models")) allow = "POST";
+    else if (!strncmp(out->pattern, "/v2/repository/", 15) || !strcmp(out->pattern, "/v2/models/{name}/infer"))
+        allow = "POST";
     else allow = "GET";
     out->status = 405;
     out->allow = allow;

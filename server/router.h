@@ -21,6 +21,19 @@ typedef enum route_id {
     ROUTE_CONV2D,
     ROUTE_INFER,
     ROUTE_ANALYZE,
+    /* Open Inference Protocol (v2.c) */
+    ROUTE_V2_SERVER_META,
+    ROUTE_V2_LIVE,
+    ROUTE_V2_READY,
+    ROUTE_V2_STATS_ALL,
+    ROUTE_V2_MODEL_META,
+    ROUTE_V2_MODEL_READY,
+    ROUTE_V2_MODEL_INFER,
+    ROUTE_V2_MODEL_CONFIG,
+    ROUTE_V2_MODEL_STATS,
+    ROUTE_V2_REPO_INDEX,
+    ROUTE_V2_REPO_LOAD,
+    ROUTE_V2_REPO_UNLOAD,
 } route_id;
 
 #define ROUTER_MAX_NAME 64
@@ -33,6 +46,10 @@ typedef struct route_match {
     bool has_name;
     bool name_valid;               /* [A-Za-z0-9._-]{1,64}, not "." or ".." */
     char name[ROUTER_MAX_NAME + 1]; /* the {name} segment when valid */
+    /* /v2/models/{name}/versions/{v}/...: the path is matched without the
+     * versions segment, whose value (up to 64 bytes) lands here */
+    bool has_version;
+    char version[ROUTER_MAX_NAME + 1];
 } route_match;
 
 void router_match(const char *method, const char *path, route_match *out);

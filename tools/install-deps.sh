@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(gcc make pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev
-          libcmocka-dev libcurl4-openssl-dev curl python3)
+          libcmocka-dev libcurl4-openssl-dev zlib1g-dev curl python3)
 packages+=("$@")
 
 missing=()
