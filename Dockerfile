@@ -3,7 +3,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libopenblas-dev \
-      libjansson-dev libmicrohttpd-dev libuv1-dev libcurl4-openssl-dev \
+      libjansson-dev libmicrohttpd-dev libuv1-dev libcurl4-openssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./

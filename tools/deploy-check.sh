@@ -72,7 +72,8 @@ cleanup() {
   [ -n "${prom_pid:-}" ] && kill "$prom_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-podman run -d --name "$name" --network=bridge -p "127.0.0.1:$port:8080" \
+# --cpus=1: the server must size itself from the cgroup quota, not the host's CPUs
+podman run -d --name "$name" --network=bridge -p "127.0.0.1:$port:8080" --cpus=1 \
   -e CONVD_DRAIN_TIMEOUT_MS=20000 --read-only --cap-drop=ALL --security-opt=no-new-privileges "$image" >/dev/null
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -80,6 +81,9 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { podman logs "$name" | tail; fail "/healthz"; }
 echo "healthz: 200"
+podman logs "$name" 2>&1 | grep -q "workers=1 threads-per-job=1 (cpus=1)" ||
+  { podman logs "$name" | head -3; fail "the server did not size itself from the 1-CPU quota"; }
+echo "sized from the CPU quota: workers=1 (cpus=1)"
 uid=$(podman exec "$name" id -u)
 [ "$uid" != "0" ] || fail "the server runs as root"
 echo "runs as uid $uid"
