@@ -26,7 +26,11 @@ const char config_usage[] =
     "  --request-timeout-ms MS   CONVD_REQUEST_TIMEOUT_MS  a job still queued after this gets 504 (30000)\n"
     "  --api-key-file PATH       CONVD_API_KEY_FILE        bearer key required by PUT/DELETE\n"
     "  --log-format text|json    CONVD_LOG_FORMAT          access log format (text)\n"
-    "  --drain-timeout-ms MS     CONVD_DRAIN_TIMEOUT_MS    on SIGTERM, time to finish jobs (10000)\n";
+    "  --drain-timeout-ms MS     CONVD_DRAIN_TIMEOUT_MS    on SIGTERM, time to finish jobs (10000)\n"
+    "  --max-batch B             CONVD_MAX_BATCH           queued requests for one repository model and\n"
+    "                                                      input shape run together, up to B (8; 1 = off)\n"
+    "  --batch-delay-us US       CONVD_BATCH_DELAY_US      how long a request may wait for a fuller batch\n"
+    "                                                      (0: only what is already queued; ms resolution)\n";
 
 typedef enum opt_kind { OPT_STRING, OPT_LONG, OPT_DOUBLE, OPT_BOOL, OPT_LOG_FORMAT } opt_kind;
 
@@ -53,6 +57,8 @@ static const opt_row rows[] = {
     ROW("--api-key-file", "CONVD_API_KEY_FILE", OPT_STRING, api_key_file, 0, 0),
     ROW("--log-format", "CONVD_LOG_FORMAT", OPT_LOG_FORMAT, log_format, 0, 0),
     ROW("--drain-timeout-ms", "CONVD_DRAIN_TIMEOUT_MS", OPT_LONG, drain_timeout_ms, 0, 86400000),
+    ROW("--max-batch", "CONVD_MAX_BATCH", OPT_LONG, max_batch, 1, 1024),
+    ROW("--batch-delay-us", "CONVD_BATCH_DELAY_US", OPT_LONG, batch_delay_us, 0, 10000000),
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -167,6 +173,8 @@ int config_parse(int argc, char **argv, serve_config *cfg, char *err, size_t err
         .request_timeout_ms = 30000,
         .log_format = LOG_TEXT,
         .drain_timeout_ms = 10000,
+        .max_batch = 8,
+        .batch_delay_us = 0,
         .cpus = cpus,
     };
     for (size_t r = 0; r < N_ROWS; r++) {
@@ -215,9 +223,9 @@ void config_log(const serve_config *c)
     log_message(c->log_format, "info",
                 "host=%s port=%ld models=%s workers=%ld threads-per-job=%ld (cpus=%d%s) queue-depth=%ld "
                 "max-body-mb=%ld max-flops=%g request-timeout-ms=%ld api-key-file=%s log-format=%s "
-                "drain-timeout-ms=%ld",
+                "drain-timeout-ms=%ld max-batch=%ld batch-delay-us=%ld",
                 c->host, c->port, c->models ? c->models : "(none)", c->workers, c->threads_per_job, c->cpus,
                 c->allow_oversubscribe ? ", oversubscribe allowed" : "", c->queue_depth, c->max_body_mb,
                 c->max_flops, c->request_timeout_ms, c->api_key_file ? c->api_key_file : "(none)",
-                c->log_format == LOG_JSON ? "json" : "text", c->drain_timeout_ms);
+                c->log_format == LOG_JSON ? "json" : "text", c->drain_timeout_ms, c->max_batch, c->batch_delay_us);
 }

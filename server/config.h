@@ -23,6 +23,8 @@ typedef struct serve_config {
     const char *api_key_file;
     log_format log_format;
     long drain_timeout_ms;   /* --drain-timeout-ms, default 10000 */
+    long max_batch;          /* --max-batch, repository models only, default 8; 1 = off */
+    long batch_delay_us;     /* --batch-delay-us, default 0: batch only what is already queued */
     int cpus;                /* what the defaults were derived from */
 } serve_config;
 

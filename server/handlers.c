@@ -260,10 +260,11 @@ static json_t *reply_stats(const infer_job *j, const conv_model_stats *stats, do
     if (!core) return NULL;
     double total_ms = ms_since(j->req->t_start);
     double gflops = j->compute_ms > 0 ? (double)stats->flops / (j->compute_ms * 1e6) : 0;
-    json_t *s = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i}", "queue_ms", queue_ms, "compute_ms",
-                          j->compute_ms, "total_ms", total_ms, "parse_ms", j->parse_ms, "serialize_ms", serialize_ms,
-                          "flops", (json_int_t)stats->flops, "macs", (json_int_t)stats->macs, "params",
-                          (json_int_t)stats->params, "gflops_per_s", gflops, "threads", j->base.threads);
+    json_t *s = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:i}", "queue_ms", queue_ms,
+                          "compute_ms", j->compute_ms, "total_ms", total_ms, "parse_ms", j->parse_ms, "serialize_ms",
+                          serialize_ms, "flops", (json_int_t)stats->flops, "macs", (json_int_t)stats->macs, "params",
+                          (json_int_t)stats->params, "gflops_per_s", gflops * j->base.batch_size, "threads",
+                          j->base.threads, "batch_size", j->base.batch_size);
     if (!s || json_object_update_missing(s, core)) {
         json_decref(s);
         s = NULL;
@@ -346,19 +347,22 @@ static void build_reply(infer_job *j, const conv_tensor *output, conv_model_stat
     free(stats_text);
 }
 
-/* worker thread */
-static void infer_run(job *base, worker_ctx *ctx)
+/* worker thread: one job alone. The output lives in the context's
+ * grow-only buffer, so a steady load allocates (and faults in) nothing. */
+static void infer_run_one(infer_job *j, worker_ctx *ctx)
 {
-    infer_job *j = (infer_job *)base;
     conv_error err;
-    conv_tensor output = {0};
+    conv_tensor output;
     conv_model_stats stats = {0};
-    void *workspace;
+    void *workspace, *out_data = NULL;
     int64_t out_shape[4];
+    size_t out_elems = 0;
     const conv_model_stats *plan_stats = conv_plan_stats(j->plan);
     conv_status s = worker_ctx_workspace(ctx, conv_plan_workspace_size(j->plan, ctx->threads), &workspace, &err);
     conv_plan_output_shape(j->plan, out_shape);
-    if (!s) s = conv_tensor_alloc(&output, 4, out_shape, &err);
+    conv_dims_product(out_shape, 4, &out_elems); /* within the limits: checked when planned */
+    if (!s) s = worker_ctx_buffer(ctx, WORKER_BUF_OUTPUT, out_elems * sizeof(float), &out_data, &err);
+    conv_tensor_wrap(&output, 4, out_shape, out_data);
     if (!s && !(stats.layers = calloc(plan_stats->n_layers ? plan_stats->n_layers : 1, sizeof *stats.layers)))
         s = conv_fail(&err, CONV_OUT_OF_MEMORY, "out of memory for statistics");
     if (!s) {
@@ -372,7 +376,85 @@ static void infer_run(job *base, worker_ctx *ctx)
         else build_reply(j, &output, &stats);
     }
     free(stats.layers);
-    conv_tensor_free(&output);
+}
+
+/* worker thread: the jobs of a batch (head and its batch_next chain; the
+ * pool batches only equal models and input shapes) as one run with their
+ * inputs joined along N; each reply gets its own rows of the output and its
+ * own request's statistics, with the batch's compute times. If the batched
+ * run cannot be set up, every job runs alone instead. */
+static void infer_run_batch(infer_job *head, worker_ctx *ctx)
+{
+    const int n = head->base.batch_size;
+    conv_error err;
+    int64_t shape[4], out_shape[4], row_out_shape[4];
+    memcpy(shape, head->input.dims, sizeof shape);
+    size_t in_elems = 0, out_elems = 0, n_rows;
+    conv_plan *plan = NULL;
+    conv_model_stats stats = {0};
+    conv_layer_stats *own_layers = NULL;
+    void *workspace, *in_data, *out_data;
+    conv_status s = CONV_OK;
+    conv_plan_output_shape(head->plan, row_out_shape);
+    if (!conv_size_mul((size_t)shape[0], (size_t)n, &n_rows) || !conv_dims_product(head->input.dims, 4, &in_elems) ||
+        !conv_dims_product(row_out_shape, 4, &out_elems) || !conv_size_mul(in_elems, (size_t)n * sizeof(float), &in_elems) ||
+        !conv_size_mul(out_elems, (size_t)n * sizeof(float), &out_elems))
+        s = conv_fail(&err, CONV_LIMIT_EXCEEDED, "batch size overflows");
+    shape[0] = (int64_t)n_rows;
+    if (!s) s = conv_plan_create(head->model, shape, &plan, &err);
+    const conv_model_stats *plan_stats = plan ? conv_plan_stats(plan) : NULL;
+    if (!s) s = worker_ctx_workspace(ctx, conv_plan_workspace_size(plan, ctx->threads), &workspace, &err);
+    if (!s) s = worker_ctx_buffer(ctx, WORKER_BUF_INPUT, in_elems, &in_data, &err);
+    if (!s) s = worker_ctx_buffer(ctx, WORKER_BUF_OUTPUT, out_elems, &out_data, &err);
+    size_t layers = plan_stats && plan_stats->n_layers ? plan_stats->n_layers : 1;
+    if (!s && (!(stats.layers = calloc(layers, sizeof *stats.layers)) ||
+               !(own_layers = calloc(layers, sizeof *own_layers))))
+        s = conv_fail(&err, CONV_OUT_OF_MEMORY, "out of memory for statistics");
+    if (s) {
+        conv_plan_destroy(plan);
+        free(stats.layers);
+        free(own_layers);
+        for (job *m = &head->base; m; m = m->batch_next) infer_run_one((infer_job *)m, ctx);
+        return;
+    }
+    size_t row_in = in_elems / (size_t)n, row_out = out_elems / (size_t)n; /* bytes per job */
+    int k = 0;
+    for (job *m = &head->base; m; m = m->batch_next, k++)
+        memcpy((char *)in_data + (size_t)k * row_in, ((infer_job *)m)->input.data, row_in);
+    double t0 = clock_seconds();
+    s = conv_model_run(head->model, plan, in_data, out_data, workspace, ctx->pool, &stats, &err);
+    double compute_ms = ms_since(t0);
+    conv_plan_output_shape(plan, out_shape);
+    k = 0;
+    for (job *m = &head->base; m; m = m->batch_next, k++) {
+        infer_job *j = (infer_job *)m;
+        j->compute_ms = compute_ms;
+        j->ran_ok = !s;
+        if (!j->req) continue;
+        if (s) {
+            reply_error(&j->req->reply, spec_http_status(s), spec_code(s), "%s", err.message);
+            continue;
+        }
+        /* the request's own counts; times are the batch's */
+        conv_model_stats own = *conv_plan_stats(j->plan);
+        memcpy(own_layers, own.layers, own.n_layers * sizeof *own_layers);
+        for (size_t l = 0; l < own.n_layers && l < stats.n_layers; l++) own_layers[l].compute_ms = stats.layers[l].compute_ms;
+        own.layers = own_layers;
+        own.compute_ms = stats.compute_ms;
+        conv_tensor rows;
+        conv_tensor_wrap(&rows, 4, row_out_shape, (float *)((char *)out_data + (size_t)k * row_out));
+        build_reply(j, &rows, &own);
+    }
+    free(stats.layers);
+    free(own_layers);
+    conv_plan_destroy(plan);
+}
+
+/* worker thread */
+static void infer_run(job *base, worker_ctx *ctx)
+{
+    if (base->batch_next) infer_run_batch((infer_job *)base, ctx);
+    else infer_run_one((infer_job *)base, ctx);
 }
 
 /* loop thread */
@@ -391,6 +473,7 @@ static void infer_done(job *base)
     req->queue_ms = (queued_until - base->t_submitted) * 1e3;
     switch (base->outcome) {
     case JOB_RAN:
+        if (base->batch_index == 0) metrics_observe_batch(srv->metrics, base->batch_size);
         if (j->ran_ok)
             metrics_observe_job(srv->metrics, j->ref ? j->ref->name : NULL, base->t_started - base->t_submitted,
                                 j->compute_ms * 1e-3, conv_plan_stats(j->plan)->flops);
@@ -550,6 +633,7 @@ static job *handle_model_infer(request *req)
     }
     j->ref = m;
     j->model = m->md.model;
+    j->base.batch_key = m; /* held until the request completes, so never reused while queued */
     const int64_t *declared = m->md.spec.has_input_shape ? m->md.spec.input_shape : NULL;
     const char *ct;
     body_kind kind = classify_body(req, &ct);
@@ -574,6 +658,7 @@ static job *handle_model_infer(request *req)
         infer_job_free(j);
         return NULL;
     }
+    memcpy(j->base.batch_dims, j->input.dims, sizeof j->base.batch_dims);
     attach(req, j, t0);
     return &j->base;
 }

@@ -143,7 +143,7 @@ static void accumulate(request *req, const char *data, size_t size)
         return;
     }
     if (req->body_len + size > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 64 * 1024;
+        size_t cap = req->body_cap ? req->body_cap : req->content_length ? req->content_length : 64 * 1024;
         while (cap < req->body_len + size) cap = cap > limit / 2 ? limit : cap * 2;
         uint8_t *p = realloc(req->body, cap + 1); /* +1: room for a NUL */
         if (!p) {
@@ -180,6 +180,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                             n, h->srv->max_body_bytes);
                 return queue_reply(req);
             }
+            if (end != cl) req->content_length = (size_t)n; /* one allocation, no regrowth copies */
         }
         return MHD_YES;
     }

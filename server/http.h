@@ -63,6 +63,7 @@ typedef struct request {
     double t_start; /* clock_seconds() when the headers arrived */
     uint8_t *body;
     size_t body_len, body_cap;
+    size_t content_length; /* from the header when within the limit, else 0: the body's first allocation */
     bool body_too_large;
     reply reply;
     atomic_bool reply_ready; /* set by the loop thread before http_resume */

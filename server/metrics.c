@@ -19,6 +19,10 @@ typedef struct histogram {
     double sum;
 } histogram;
 
+/* batch sizes: powers of two up to the largest --max-batch worth having */
+static const unsigned batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128};
+#define N_BATCH_BUCKETS (sizeof batch_bounds / sizeof batch_bounds[0])
+
 typedef struct request_counter {
     const char *route;
     int status;
@@ -39,6 +43,8 @@ struct metrics {
     histogram queue, compute, request;
     uint64_t flops_total;
     uint64_t cancelled;
+    uint64_t batch_buckets[N_BATCH_BUCKETS + 1]; /* the last one: above every bound */
+    uint64_t batch_count, batch_sum;
 };
 
 metrics *metrics_create(void)
@@ -176,6 +182,30 @@ static void emit_histogram(text_buf *b, const char *name, const char *help, cons
          h->sum, name, (unsigned long long)h->count);
 }
 
+void metrics_observe_batch(metrics *m, int size)
+{
+    size_t b = 0;
+    while (b < N_BATCH_BUCKETS && (unsigned)size > batch_bounds[b]) b++;
+    pthread_mutex_lock(&m->lock);
+    m->batch_buckets[b]++;
+    m->batch_count++;
+    m->batch_sum += (uint64_t)size;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void emit_batch_histogram(text_buf *b, const metrics *m)
+{
+    emit(b, "# HELP convd_batch_size Jobs per model run (dynamic batching; 1 = ran alone).\n"
+            "# TYPE convd_batch_size histogram\n");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < N_BATCH_BUCKETS; i++) {
+        cumulative += m->batch_buckets[i];
+        emit(b, "convd_batch_size_bucket{le=\"%u\"} %llu\n", batch_bounds[i], (unsigned long long)cumulative);
+    }
+    emit(b, "convd_batch_size_bucket{le=\"+Inf\"} %llu\nconvd_batch_size_sum %llu\nconvd_batch_size_count %llu\n",
+         (unsigned long long)m->batch_count, (unsigned long long)m->batch_sum, (unsigned long long)m->batch_count);
+}
+
 char *metrics_render(metrics *m, int queue_depth, int inflight_jobs, size_t *len)
 {
     text_buf b = {.data = malloc(4096), .cap = 4096};
@@ -192,6 +222,7 @@ char *metrics_render(metrics *m, int queue_depth, int inflight_jobs, size_t *len
     emit_histogram(&b, "convd_queue_seconds", "Time jobs waited in the queue.", &m->queue);
     emit_histogram(&b, "convd_compute_seconds", "Time jobs spent computing on a worker.", &m->compute);
     emit_histogram(&b, "convd_request_seconds", "Time from request arrival to reply.", &m->request);
+    emit_batch_histogram(&b, m);
     emit(&b, "# HELP convd_queue_depth Jobs waiting for a worker.\n# TYPE convd_queue_depth gauge\nconvd_queue_depth %d\n",
          queue_depth);
     emit(&b, "# HELP convd_inflight_jobs Jobs computing now.\n# TYPE convd_inflight_jobs gauge\nconvd_inflight_jobs %d\n",

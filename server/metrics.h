@@ -21,6 +21,8 @@ void metrics_observe_request(metrics *m, const char *route, int status, double s
 /* a job that ran: model may be NULL (inline requests) */
 void metrics_observe_job(metrics *m, const char *model, double queue_seconds, double compute_seconds, int64_t flops);
 void metrics_count_cancelled(metrics *m);
+/* one model run of size jobs (dynamic batching; 1 when a job ran alone) */
+void metrics_observe_batch(metrics *m, int size);
 
 /* Renders all metrics; *out is malloc'ed, NUL-terminated. NULL when out of memory. */
 char *metrics_render(metrics *m, int queue_depth, int inflight_jobs, size_t *len);

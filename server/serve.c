@@ -95,6 +95,7 @@ int cli_serve(int argc, char **argv)
         cli_fail("serve", EXIT_ERROR, "%s", err.message);
         goto done;
     }
+    workers_set_batching(srv.workers, (int)cfg.max_batch, cfg.batch_delay_us);
     handlers_warm_up(&srv);
     if (!(http = http_start(&srv, cfg.host, (int)cfg.port, &err))) {
         cli_fail("serve", EXIT_ERROR, "%s", err.message);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -15,6 +16,7 @@ struct workers {
     uv_loop_t loop;
     uv_async_t wake;
     uv_timer_t scan;
+    uv_timer_t batch_wait; /* fires when a waiting head job's batch delay ends */
     pthread_t thread;
 
     pthread_mutex_t inbox_lock;
@@ -27,6 +29,8 @@ struct workers {
 
     worker_ctx *contexts;
     int n_workers, queue_depth;
+    int max_batch;
+    double batch_delay_s;
     atomic_int waiting; /* inbox + queue */
     atomic_int running;
     atomic_bool stopping;
@@ -52,6 +56,19 @@ conv_status worker_ctx_workspace(worker_ctx *ctx, size_t bytes, void **out, conv
     return CONV_OK;
 }
 
+conv_status worker_ctx_buffer(worker_ctx *ctx, int slot, size_t bytes, void **out, conv_error *err)
+{
+    if (bytes > ctx->buffer_bytes[slot] || !ctx->buffers[slot]) {
+        void *p = conv_aligned_alloc(bytes ? bytes : 1);
+        if (!p) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory allocating a %zu-byte buffer", bytes);
+        conv_aligned_free(ctx->buffers[slot]);
+        ctx->buffers[slot] = p;
+        ctx->buffer_bytes[slot] = bytes;
+    }
+    *out = ctx->buffers[slot];
+    return CONV_OK;
+}
+
 static void finish(workers *w, job *j, job_outcome outcome)
 {
     (void)w;
@@ -74,35 +91,105 @@ static void close_handles_if_done(workers *w)
     w->handles_closed = true;
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_close((uv_handle_t *)&w->scan, NULL);
+    uv_close((uv_handle_t *)&w->batch_wait, NULL);
+}
+
+static bool same_batch(const job *a, const job *b)
+{
+    return b->batch_key == a->batch_key && !memcmp(a->batch_dims, b->batch_dims, sizeof a->batch_dims);
+}
+
+/* Queued jobs (after the head) that could join head's batch, up to max. */
+static int count_batchable(const job *head, double now, int max)
+{
+    int n = 1;
+    for (const job *q = head->next; q && n < max; q = q->next)
+        n += same_batch(head, q) && !(q->deadline > 0 && now >= q->deadline);
+    return n;
+}
+
+/* Unlinks from the queue the jobs that join head (already unlinked) and
+ * chains them on head->batch_next; sets every member's batch fields. */
+static void gather_batch(workers *w, job *head, double now)
+{
+    job **link = &w->queue_head, *prev = NULL, **tail = &head->batch_next;
+    int n = 1;
+    while (*link && n < w->max_batch) {
+        job *q = *link;
+        if (!same_batch(head, q) || (q->deadline > 0 && now >= q->deadline)) {
+            prev = q;
+            link = &q->next;
+            continue;
+        }
+        *link = q->next;
+        if (w->queue_tail == q) w->queue_tail = prev;
+        atomic_fetch_sub(&w->waiting, 1);
+        q->next = NULL;
+        q->batch_index = n++;
+        *tail = q;
+        tail = &q->batch_next;
+    }
+    *tail = NULL;
+    for (job *m = head; m; m = m->batch_next) m->batch_size = n;
+}
+
+static void on_batch_wait(uv_timer_t *handle);
+
+/* A batchable head job that should wait for more company: arms the timer
+ * for the rest of its delay and says so. */
+static bool hold_for_batch(workers *w, job *head, double now)
+{
+    if (w->batch_delay_s <= 0 || !head->batch_key || w->max_batch <= 1) return false;
+    double until = head->t_submitted + w->batch_delay_s;
+    if (now >= until || count_batchable(head, now, w->max_batch) >= w->max_batch) return false;
+    uint64_t ms = (uint64_t)((until - now) * 1e3) + 1;
+    uv_timer_start(&w->batch_wait, on_batch_wait, ms, 0);
+    return true;
 }
 
 static void dispatch(workers *w)
 {
     while (w->free_ctx && w->queue_head) {
         job *j = w->queue_head;
+        double now = clock_seconds();
+        if (!(j->deadline > 0 && now >= j->deadline) && hold_for_batch(w, j, now)) return;
         w->queue_head = j->next;
         if (!w->queue_head) w->queue_tail = NULL;
         atomic_fetch_sub(&w->waiting, 1);
-        double now = clock_seconds();
         if (j->deadline > 0 && now >= j->deadline) {
             finish(w, j, JOB_EXPIRED);
             continue;
         }
+        j->next = NULL;
+        j->batch_next = NULL;
+        j->batch_size = 1;
+        j->batch_index = 0;
+        if (j->batch_key && w->max_batch > 1) gather_batch(w, j, now);
         worker_ctx *ctx = w->free_ctx;
         w->free_ctx = ctx->next_free;
         j->ctx = ctx;
-        j->threads = ctx->threads;
-        j->t_started = now;
+        for (job *m = j; m; m = m->batch_next) {
+            m->threads = ctx->threads;
+            m->t_started = now;
+        }
         j->work.data = j;
-        atomic_fetch_add(&w->running, 1);
+        atomic_fetch_add(&w->running, j->batch_size);
         if (uv_queue_work(&w->loop, &j->work, work, after_work)) {
-            /* cannot happen with a live loop; answer rather than lose the job */
-            atomic_fetch_sub(&w->running, 1);
+            /* cannot happen with a live loop; answer rather than lose the jobs */
+            atomic_fetch_sub(&w->running, j->batch_size);
             ctx->next_free = w->free_ctx;
             w->free_ctx = ctx;
-            finish(w, j, JOB_SHUTDOWN);
+            for (job *m = j, *next; m; m = next) {
+                next = m->batch_next;
+                finish(w, m, JOB_SHUTDOWN);
+            }
         }
     }
+}
+
+static void on_batch_wait(uv_timer_t *handle)
+{
+    dispatch(handle->data);
 }
 
 static void after_work(uv_work_t *req, int status)
@@ -113,8 +200,13 @@ static void after_work(uv_work_t *req, int status)
     worker_ctx *ctx = j->ctx;
     ctx->next_free = w->free_ctx;
     w->free_ctx = ctx;
-    atomic_fetch_sub(&w->running, 1);
-    finish(w, j, JOB_RAN);
+    atomic_fetch_sub(&w->running, j->batch_size);
+    double t_finished = j->t_finished;
+    for (job *m = j, *next; m; m = next) {
+        next = m->batch_next; /* done() may free m */
+        m->t_finished = t_finished;
+        finish(w, m, JOB_RAN);
+    }
     dispatch(w);
     close_handles_if_done(w);
 }
@@ -204,6 +296,7 @@ static void destroy_contexts(workers *w)
     for (int i = 0; i < w->n_workers; i++) {
         conv_threadpool_destroy(w->contexts[i].pool);
         conv_aligned_free(w->contexts[i].workspace);
+        for (int b = 0; b < 2; b++) conv_aligned_free(w->contexts[i].buffers[b]);
     }
     free(w->contexts);
 }
@@ -217,6 +310,7 @@ workers *workers_create(int n_workers, int threads_per_job, int queue_depth, con
     }
     w->n_workers = n_workers;
     w->queue_depth = queue_depth;
+    w->max_batch = 1;
     w->contexts = calloc((size_t)n_workers, sizeof *w->contexts);
     if (!w->contexts) {
         free(w);
@@ -243,7 +337,8 @@ workers *workers_create(int n_workers, int threads_per_job, int queue_depth, con
     if (!rc) rc = uv_async_init(&w->loop, &w->wake, on_wake);
     if (!rc) rc = uv_timer_init(&w->loop, &w->scan);
     if (!rc) rc = uv_timer_start(&w->scan, on_scan, SCAN_INTERVAL_MS, SCAN_INTERVAL_MS);
-    w->wake.data = w->scan.data = w;
+    if (!rc) rc = uv_timer_init(&w->loop, &w->batch_wait);
+    w->wake.data = w->scan.data = w->batch_wait.data = w;
     if (rc || pthread_create(&w->thread, NULL, loop_main, w)) {
         conv_fail(err, CONV_OUT_OF_MEMORY, "cannot start the job loop: %s", rc ? uv_strerror(rc) : "pthread_create");
         destroy_contexts(w);
@@ -251,6 +346,12 @@ workers *workers_create(int n_workers, int threads_per_job, int queue_depth, con
         return NULL;
     }
     return w;
+}
+
+void workers_set_batching(workers *w, int max_batch, long batch_delay_us)
+{
+    w->max_batch = max_batch > 1 ? max_batch : 1;
+    w->batch_delay_s = batch_delay_us > 0 ? (double)batch_delay_us * 1e-6 : 0;
 }
 
 void workers_submit(workers *w, job *j)

@@ -16,6 +16,14 @@
  *   - job->done runs on the loop thread exactly once per submitted job,
  *     whatever the outcome; after it the pool never touches the job again,
  *     so done() may hand it back to its owner. The submitter owns the job.
+ *   - Dynamic batching (workers_set_batching, max_batch > 1): when a job
+ *     with a batch_key reaches the head of the queue, the loop thread takes
+ *     with it the queued jobs of equal batch_key and batch_dims, up to
+ *     max_batch in all, and starts them as one work item: the head job's
+ *     run() computes every job on the batch_next chain, and each still gets
+ *     its own done(). With batch_delay_us > 0 the head waits (and blocks the
+ *     FIFO behind it) until the batch is full or it has waited that long;
+ *     the wait is timed by a libuv timer, so it is rounded up to whole ms.
  */
 #ifndef CONVD_SERVER_WORKERS_H
 #define CONVD_SERVER_WORKERS_H
@@ -32,12 +40,20 @@ typedef struct worker_ctx {
     int threads;
     void *workspace;
     size_t workspace_bytes;
+    /* grow-only scratch a job may use besides the workspace (an output, a
+     * batch's joined input), so a steady load allocates nothing per job */
+    void *buffers[2];
+    size_t buffer_bytes[2];
     struct worker_ctx *next_free;
 } worker_ctx;
 
 /* A workspace of at least bytes for this context (grown, never shrunk;
  * contents not kept). CONV_OUT_OF_MEMORY when it cannot grow. */
 conv_status worker_ctx_workspace(worker_ctx *ctx, size_t bytes, void **out, conv_error *err);
+
+enum { WORKER_BUF_OUTPUT = 0, WORKER_BUF_INPUT = 1 };
+/* The same for scratch buffer slot (WORKER_BUF_*), CONV_ALIGNMENT-aligned. */
+conv_status worker_ctx_buffer(worker_ctx *ctx, int slot, size_t bytes, void **out, conv_error *err);
 
 typedef enum job_outcome {
     JOB_PENDING = 0,
@@ -56,10 +72,15 @@ struct job {
     double deadline;                      /* clock_seconds(); 0 = none */
     int watch_fd;                         /* client socket to watch while queued; -1 = none */
     bool internal;                        /* warm-up jobs: never refused for a full queue */
+    const void *batch_key;                /* NULL: never batched */
+    int64_t batch_dims[4];                /* jobs batch only with equal key and dims */
     /* set by the pool */
     job_outcome outcome;
     double t_submitted, t_started, t_finished; /* clock_seconds() */
     int threads;                               /* threads of the context it ran with */
+    job *batch_next;                           /* the rest of its batch (head job only) */
+    int batch_size;                            /* jobs in the run it was part of (1: alone) */
+    int batch_index;                           /* its place in that run, 0 = the head */
     /* private to the pool */
     job *next;
     uv_work_t work;
@@ -71,6 +92,9 @@ typedef struct workers workers;
 
 /* Starts the loop thread. NULL with err filled on failure. */
 workers *workers_create(int n_workers, int threads_per_job, int queue_depth, conv_error *err);
+/* Before the first workers_submit: max_batch jobs at most per run (1 = off)
+ * and how long a head job may wait for more (0 = take what is queued). */
+void workers_set_batching(workers *w, int max_batch, long batch_delay_us);
 void workers_submit(workers *w, job *j);
 int workers_queued(const workers *w);  /* waiting (inbox and queue) */
 int workers_running(const workers *w); /* computing now */
