@@ -129,5 +129,22 @@ check "unknown output" 400 application/json "$E"'.*unexpected inference output' 
   -- -X POST "$M/infer" --data-binary @"$work/badoutput.json"
 check "load unknown" 400 application/json "$E" -- -X POST "$URL/v2/repository/models/no_such/load"
 
+# the repository extension behind the API key
+echo "v2-secret" >"$work/key"
+"$convd" serve --port 0 --models examples --api-key-file "$work/key" >"$work/keyed.log" 2>&1 &
+kpid=$!
+kport=
+for _ in $(seq 200); do
+  kport=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$work/keyed.log" | head -1)
+  [ -n "$kport" ] && break
+  sleep 0.05
+done
+K="http://127.0.0.1:$kport"
+check "unload without the key" 401 application/json "$E" -- -X POST "$K/v2/repository/models/atrous/unload"
+check "load without the key" 401 application/json "$E" -- -X POST "$K/v2/repository/models/atrous/load"
+check "unload with the key" 200 - - -- -X POST "$K/v2/repository/models/atrous/unload" -H "Authorization: Bearer v2-secret"
+check "load with the key" 200 - - -- -X POST "$K/v2/repository/models/atrous/load" -H "Authorization: Bearer v2-secret"
+kill -TERM $kpid; wait $kpid 2>/dev/null
+
 [ "$failed" -eq 0 ] || { echo "some checks failed"; exit 1; }
 echo "all v2 curl checks passed"
