@@ -84,6 +84,18 @@ for example in "${EXAMPLES[@]}"; do
   fi
 done
 
+# every curl line the README quotes must be one of the examples run above
+while IFS= read -r line; do
+  found=
+  for example in "${EXAMPLES[@]}"; do
+    [ "${example#* | }" = "$line" ] && { found=1; break; }
+  done
+  if [ -z "$found" ]; then
+    echo "FAIL: README.md quotes an example this script does not run: $line"
+    failures=$((failures + 1))
+  fi
+done < <(grep -E '^curl -s ' "$root/README.md")
+
 kill -TERM $pid
 wait $pid
 status=$?
