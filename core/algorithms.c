@@ -62,8 +62,11 @@ conv_status conv_select_algorithm(const conv_params *p, const conv_dims *in, con
      *  - depthwise (one input channel per group): a dedicated kernel when
      *    present; GEMMs of one row are pointless there, so otherwise direct;
      *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
+     *  - grouped with at most 32 input channels per group: im2col, whose
+     *    AVX2 implicit GEMM beats Winograd's per-group GEMMs of a few rows;
      *  - 3x3 stride-1 dilation-1 with enough channels: Winograd when allowed;
-     *  - everything else: im2col + GEMM. */
+     *  - everything else: im2col + GEMM (the im2col and 1x1 kernels hand
+     *    GEMMs with few taps or few outputs per group to the implicit GEMM). */
     bool depthwise = p->groups > 1 && p->groups == p->in_channels;
     if (depthwise) {
         *chosen = usable(CONV_ALGO_DEPTHWISE, p) ? CONV_ALGO_DEPTHWISE : CONV_ALGO_DIRECT;
@@ -71,6 +74,10 @@ conv_status conv_select_algorithm(const conv_params *p, const conv_dims *in, con
     }
     if (usable(CONV_ALGO_GEMM_1X1, p)) {
         *chosen = CONV_ALGO_GEMM_1X1;
+        return CONV_OK;
+    }
+    if (p->groups > 1 && p->in_channels / p->groups <= 32) {
+        *chosen = CONV_ALGO_IM2COL;
         return CONV_OK;
     }
     if (allow_winograd && usable(CONV_ALGO_WINOGRAD, p) && p->in_channels / p->groups >= 16 &&

@@ -248,6 +248,9 @@ typedef struct conv_model_options {
     bool allow_winograd;   /* default true; false keeps exact (direct/GEMM) arithmetic */
     bool fuse;             /* default true: activation epilogues, fused separable */
     bool structure_only;   /* no weights: the model can be planned (analyzed) but not run */
+    bool autotune;         /* default false: conv_plan_create times every kernel that can run
+                              a convolution (once per layer and input shape, single-threaded,
+                              cached in the model) and keeps the fastest instead of the heuristic */
 } conv_model_options;
 void conv_model_options_init(conv_model_options *opts);
 

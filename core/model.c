@@ -7,6 +7,7 @@
  * its epilogue; a SeparableConv2d op holds two convolution stages. Layers
  * absorbed into another op keep their statistics row with fused_into set. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,21 @@ typedef struct model_op {
     float *scale, *shift; /* OP_BATCHNORM */
 } model_op;
 
+/* Autotuned choices: one per (stage, padded input shape). The model is
+ * otherwise immutable and shared by the server's workers, so the cache has
+ * its own lock, held while a shape is tuned so it is timed once, alone. */
+typedef struct tuned_choice {
+    const conv_stage *stage;
+    conv_dims in;
+    conv_algorithm algo;
+} tuned_choice;
+
+typedef struct tune_cache {
+    pthread_mutex_t lock;
+    tuned_choice *choices;
+    size_t n, cap;
+} tune_cache;
+
 struct conv_model {
     size_t n_layers;
     conv_layer_spec *layers;
@@ -43,6 +59,7 @@ struct conv_model {
     size_t n_ops;
     model_op *ops;
     conv_model_options opts;
+    tune_cache *tune; /* NULL unless opts.autotune */
 };
 
 typedef struct op_plan {
@@ -65,6 +82,7 @@ void conv_model_options_init(conv_model_options *opts)
     opts->allow_winograd = true;
     opts->fuse = true;
     opts->structure_only = false;
+    opts->autotune = false;
 }
 
 /* ------------------------------------------------------------------ load */
@@ -91,6 +109,11 @@ void conv_model_destroy(conv_model *m)
     free(m->ops);
     free(m->layers);
     free(m->fused_into);
+    if (m->tune) {
+        pthread_mutex_destroy(&m->tune->lock);
+        free(m->tune->choices);
+        free(m->tune);
+    }
     free(m);
 }
 
@@ -369,6 +392,15 @@ conv_status conv_model_create(const conv_layer_spec *layers, size_t n_layers, co
     }
     memcpy(m->layers, layers, n_layers * sizeof *layers);
     for (size_t i = 0; i < n_layers; i++) m->fused_into[i] = -1;
+    if (m->opts.autotune && !m->opts.structure_only) {
+        m->tune = calloc(1, sizeof *m->tune);
+        if (!m->tune || pthread_mutex_init(&m->tune->lock, NULL) != 0) {
+            free(m->tune);
+            m->tune = NULL;
+            s = conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory creating a model");
+            goto fail;
+        }
+    }
     if (tables && (s = match_weights(m, weights, n_weights, tables, err))) goto fail;
     for (size_t i = 0; i < n_layers;) {
         size_t next = i + 1;
@@ -406,6 +438,90 @@ static bool padded_dims(const conv_stage *st, const conv_dims *in, conv_dims *ou
     return true;
 }
 
+static double now_ms(void);
+
+/* Every kernel that can run the stage, on scratch input, output and
+ * workspace with the stage's weights: one warm-up run, then the minimum of
+ * up to three (one when a run takes over 50 ms). Single-threaded: plans know
+ * no pool. `*algo` holds the heuristic's choice on entry and keeps it when
+ * the scratch buffers cannot be allocated (tuning is an optimisation). */
+static void time_candidates(const conv_model *m, const conv_stage *st, const conv_dims *in, conv_algorithm *algo)
+{
+    const conv_params *p = &st->params;
+    conv_dims out = {in->n, p->out_channels,
+                     (in->h + p->pad_top + p->pad_bottom - p->dilation_h * (p->kernel_h - 1) - 1) / p->stride_h + 1,
+                     (in->w + p->pad_left + p->pad_right - p->dilation_w * (p->kernel_w - 1) - 1) / p->stride_w + 1};
+    size_t in_bytes, out_bytes, ws_bytes = 0;
+    if (!activation_bytes(in, &in_bytes) || !activation_bytes(&out, &out_bytes)) return;
+    for (int a = 0; a < CONV_ALGO_COUNT; a++) {
+        const conv_kernel *k = conv_kernel_for((conv_algorithm)a);
+        size_t b;
+        if (!k || !k->supports(p) || (a == CONV_ALGO_WINOGRAD && !m->opts.allow_winograd)) continue;
+        if (k->pack && !st->packed[a]) continue;
+        if (!k->workspace_size(p, in, &out, 1, &b)) return;
+        if (b > ws_bytes) ws_bytes = b;
+    }
+    float *x = conv_aligned_alloc(in_bytes), *y = conv_aligned_alloc(out_bytes);
+    void *ws = conv_aligned_alloc(ws_bytes);
+    if (x && y && ws) {
+        /* small normal values: denormals would slow some kernels unfairly */
+        for (size_t i = 0; i < in_bytes / sizeof(float); i++) x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+        double best = 0;
+        for (int a = 0; a < CONV_ALGO_COUNT; a++) {
+            const conv_kernel *k = conv_kernel_for((conv_algorithm)a);
+            if (!k || !k->supports(p) || (a == CONV_ALGO_WINOGRAD && !m->opts.allow_winograd)) continue;
+            if (k->pack && !st->packed[a]) continue;
+            conv_run_args args = {.params = p, .packed = st->packed[a], .weight = st->weight, .bias = st->bias,
+                                  .input = x, .output = y, .in = *in, .out = out, .workspace = ws, .pool = NULL};
+            double t0 = now_ms();
+            k->run(&args); /* warm-up: caches, page faults of the scratch buffers */
+            double t = now_ms() - t0;
+            for (int r = 0; r < 3 && t < 50.0; r++) {
+                t0 = now_ms();
+                k->run(&args);
+                double dt = now_ms() - t0;
+                if (dt < t) t = dt;
+            }
+            if (best == 0 || t < best) best = t, *algo = (conv_algorithm)a;
+        }
+    }
+    conv_aligned_free(x);
+    conv_aligned_free(y);
+    conv_aligned_free(ws);
+}
+
+/* The cached choice for (stage, input shape), timing the candidates the
+ * first time under the cache lock. */
+static conv_status autotune_stage(const conv_model *m, const conv_stage *st, const conv_dims *in, conv_algorithm *algo,
+                                  conv_error *err)
+{
+    tune_cache *c = m->tune;
+    conv_status s = CONV_OK;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        const tuned_choice *t = &c->choices[i];
+        if (t->stage == st && t->in.n == in->n && t->in.c == in->c && t->in.h == in->h && t->in.w == in->w) {
+            *algo = t->algo;
+            goto done;
+        }
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 8;
+        tuned_choice *grown = realloc(c->choices, cap * sizeof *grown);
+        if (!grown) {
+            s = conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory caching an autotuned algorithm");
+            goto done;
+        }
+        c->choices = grown;
+        c->cap = cap;
+    }
+    time_candidates(m, st, in, algo);
+    c->choices[c->n++] = (tuned_choice){.stage = st, .in = *in, .algo = *algo};
+done:
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
 static conv_status plan_stage(const conv_model *m, const conv_stage *st, const conv_dims *in, conv_algorithm *algo,
                               size_t *pad_bytes, conv_error *err)
 {
@@ -415,7 +531,9 @@ static conv_status plan_stage(const conv_model *m, const conv_stage *st, const c
         if (!activation_bytes(&padded, &bytes)) return conv_fail(err, CONV_LIMIT_EXCEEDED, "padded input size overflows");
         if (bytes > *pad_bytes) *pad_bytes = bytes;
     }
-    return conv_select_algorithm(&st->params, &padded, st->forced, m->opts.allow_winograd, algo, err);
+    conv_status s = conv_select_algorithm(&st->params, &padded, st->forced, m->opts.allow_winograd, algo, err);
+    if (s || !m->tune || st->forced != CONV_ALGO_AUTO || !st->weight) return s;
+    return autotune_stage(m, st, &padded, algo, err);
 }
 
 static void set_standard_equivalent(conv_layer_stats *ls, const conv_layer_spec *s)

@@ -38,7 +38,9 @@ static const char bench_usage[] =
     "  --repeat R        timed runs (default: enough for --min-time, at least 20)\n"
     "  --min-time S      seconds of timed runs when --repeat is not given (default 0.5)\n"
     "  --warmup W        untimed runs first (default 3, and at least 0.1 s)\n"
-    "  --json            print the result as one JSON object\n";
+    "  --json            print the result as one JSON object\n"
+    "  --autotune        time every kernel that can run each convolution once and\n"
+    "                    keep the fastest (the planning happens before the warm-up)\n";
 
 typedef struct bench_options {
     long threads;
@@ -267,7 +269,7 @@ static int report_model(const char *name, const bench_target *t, bench_samples *
 
 /* One layer from its JSON, with random weights (BatchNorm's running_var kept
  * positive so the layer computes finite numbers). */
-static int create_layer_model(const char *layer_text, conv_model **model)
+static int create_layer_model(const char *layer_text, bool autotune, conv_model **model)
 {
     json_error_t jerr;
     json_t *obj = json_loads(layer_text, 0, &jerr);
@@ -300,6 +302,7 @@ static int create_layer_model(const char *layer_text, conv_model **model)
     }
     conv_model_options opts;
     conv_model_options_init(&opts);
+    opts.autotune = autotune;
     if (status == EXIT_OK && conv_model_create(&spec, 1, weights, n, &opts, model, &err))
         status = cli_fail("bench", EXIT_ERROR, "%s", err.message);
     for (size_t i = 0; i < n; i++) conv_tensor_free(&weights[i].tensor);
@@ -311,7 +314,7 @@ int cli_bench(int argc, char **argv)
     const char *layer_text = NULL, *model_path = NULL;
     bench_options o = {.threads = 1, .repeat = 0, .warmup = -1, .min_time_s = DEFAULT_MIN_TIME_S, .json = false};
     int64_t shape[4];
-    bool have_shape = false;
+    bool have_shape = false, autotune = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -319,6 +322,8 @@ int cli_bench(int argc, char **argv)
             return EXIT_OK;
         } else if (!strcmp(a, "--json")) {
             o.json = true;
+        } else if (!strcmp(a, "--autotune")) {
+            autotune = true;
         } else if (!strcmp(a, "--layer")) {
             if (++i == argc) return cli_fail("bench", EXIT_USAGE, "--layer needs a JSON object");
             layer_text = argv[i];
@@ -359,12 +364,13 @@ int cli_bench(int argc, char **argv)
     const conv_model *model;
     const char *name = "";
     if (layer_text) {
-        int s = create_layer_model(layer_text, &layer_model);
+        int s = create_layer_model(layer_text, autotune, &layer_model);
         if (s) return s;
         model = layer_model;
     } else {
         conv_model_options opts;
         conv_model_options_init(&opts);
+        opts.autotune = autotune;
         if (model_dir_load(model_path, &opts, &md, &err))
             return cli_fail("bench", EXIT_ERROR, "%s: %s", model_path, err.message);
         have_dir = true;

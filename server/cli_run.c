@@ -19,7 +19,9 @@ static const char run_usage[] =
     "  -o, --output PATH  where to write the output (required)\n"
     "  --stats            print the statistics (shapes, MACs, FLOPs, receptive\n"
     "                     fields, algorithms, times) as JSON on stdout\n"
-    "  --threads T        threads for the computation (default 1)\n";
+    "  --threads T        threads for the computation (default 1)\n"
+    "  --autotune         time every kernel that can run each convolution once\n"
+    "                     and keep the fastest instead of the heuristic's choice\n";
 
 static const char analyze_usage[] =
     "usage: convd analyze MODEL_DIR [--input-shape N,C,H,W] [--json]\n"
@@ -45,7 +47,7 @@ static int print_json(json_t *doc)
 int cli_run(int argc, char **argv)
 {
     const char *model_path = NULL, *input_path = NULL, *output_path = NULL;
-    bool want_stats = false;
+    bool want_stats = false, autotune = false;
     long threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -57,6 +59,8 @@ int cli_run(int argc, char **argv)
             output_path = argv[i];
         } else if (!strcmp(a, "--stats")) {
             want_stats = true;
+        } else if (!strcmp(a, "--autotune")) {
+            autotune = true;
         } else if (!strcmp(a, "--threads")) {
             if (++i == argc || !cli_parse_int(argv[i], 1, 1024, &threads))
                 return cli_fail("run", EXIT_USAGE, "--threads needs an integer in 1..1024");
@@ -77,6 +81,7 @@ int cli_run(int argc, char **argv)
     model_dir md;
     conv_model_options opts;
     conv_model_options_init(&opts);
+    opts.autotune = autotune;
     if (model_dir_load(model_path, &opts, &md, &err)) return cli_fail("run", EXIT_ERROR, "%s: %s", model_path, err.message);
 
     int status = EXIT_ERROR;

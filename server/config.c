@@ -30,7 +30,9 @@ const char config_usage[] =
     "  --max-batch B             CONVD_MAX_BATCH           queued requests for one repository model and\n"
     "                                                      input shape run together, up to B (8; 1 = off)\n"
     "  --batch-delay-us US       CONVD_BATCH_DELAY_US      how long a request may wait for a fuller batch\n"
-    "                                                      (0: only what is already queued; ms resolution)\n";
+    "                                                      (0: only what is already queued; ms resolution)\n"
+    "  --autotune                CONVD_AUTOTUNE            models from --models time every kernel that can\n"
+    "                                                      run a layer, once per input shape, keep the fastest\n";
 
 typedef enum opt_kind { OPT_STRING, OPT_LONG, OPT_DOUBLE, OPT_BOOL, OPT_LOG_FORMAT } opt_kind;
 
@@ -59,6 +61,7 @@ static const opt_row rows[] = {
     ROW("--drain-timeout-ms", "CONVD_DRAIN_TIMEOUT_MS", OPT_LONG, drain_timeout_ms, 0, 86400000),
     ROW("--max-batch", "CONVD_MAX_BATCH", OPT_LONG, max_batch, 1, 1024),
     ROW("--batch-delay-us", "CONVD_BATCH_DELAY_US", OPT_LONG, batch_delay_us, 0, 10000000),
+    ROW("--autotune", "CONVD_AUTOTUNE", OPT_BOOL, autotune, 0, 0),
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 

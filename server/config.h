@@ -25,6 +25,7 @@ typedef struct serve_config {
     long drain_timeout_ms;   /* --drain-timeout-ms, default 10000 */
     long max_batch;          /* --max-batch, repository models only, default 8; 1 = off */
     long batch_delay_us;     /* --batch-delay-us, default 0: batch only what is already queued */
+    bool autotune;           /* --autotune: repository models time their kernels per layer shape */
     int cpus;                /* what the defaults were derived from */
 } serve_config;
 

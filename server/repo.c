@@ -152,7 +152,7 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int repo_load_dir(repo *r, const char *dir, log_format lf)
+int repo_load_dir(repo *r, const char *dir, const conv_model_options *opts, log_format lf)
 {
     DIR *d = opendir(dir);
     if (!d) return -1;
@@ -188,7 +188,7 @@ int repo_load_dir(repo *r, const char *dir, log_format lf)
         }
         model_dir md;
         conv_error err;
-        if (model_dir_load(path, NULL, &md, &err)) {
+        if (model_dir_load(path, opts, &md, &err)) {
             log_message(lf, "warn", "skipping %s: %s", path, err.message);
             continue;
         }

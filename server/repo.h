@@ -39,9 +39,10 @@ repo *repo_create(void); /* NULL when out of memory */
 void repo_destroy(repo *r);
 
 /* Loads every sub-folder of dir that holds a model.json and whose name is a
- * valid model name; folders that fail to load are logged and skipped.
+ * valid model name, with opts (NULL: the defaults); folders that fail to
+ * load are logged and skipped.
  * Returns the number of models loaded, or -1 if dir cannot be read. */
-int repo_load_dir(repo *r, const char *dir, log_format lf);
+int repo_load_dir(repo *r, const char *dir, const conv_model_options *opts, log_format lf);
 
 /* A new reference to the model called name, or NULL. */
 repo_model *repo_get(repo *r, const char *name);

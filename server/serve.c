@@ -84,7 +84,10 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     if (cfg.models) {
-        int n = repo_load_dir(srv.repo, cfg.models, cfg.log_format);
+        conv_model_options opts;
+        conv_model_options_init(&opts);
+        opts.autotune = cfg.autotune;
+        int n = repo_load_dir(srv.repo, cfg.models, &opts, cfg.log_format);
         if (n < 0) {
             cli_fail("serve", EXIT_ERROR, "--models %s: %s", cfg.models, strerror(errno));
             goto done;

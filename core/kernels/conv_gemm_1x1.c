@@ -1,6 +1,8 @@
 /* conv_gemm_1x1.c — 1x1 stride-1 unpadded convolutions are a plain GEMM on
  * NCHW data: out[n][g] = W[g] (cout_g x cin_g) * X[n][g] (cin_g x H*W), with
- * no unfolding. Tasks split the pixel columns so threads share the work. */
+ * no unfolding. Few columns tiles, as large as possible (OpenBLAS repacks W on
+ * every call), just enough for every thread to get one; tiny or skinny GEMMs
+ * (few input or output channels) go to the AVX2 implicit GEMM instead. */
 #include <cblas.h>
 
 #include "core/kernels/gemm_common.h"
@@ -11,13 +13,23 @@ static bool gemm_1x1_supports(const conv_params *p)
            p->pad_bottom == 0 && p->pad_left == 0 && p->pad_right == 0;
 }
 
+/* as in conv_im2col.c: sgemm's packing costs as much as the arithmetic here */
+static bool gemm_1x1_use_implicit(const conv_params *p)
+{
+    return conv_implicit_gemm_supports(p) &&
+           (p->in_channels / p->groups <= 64 || p->out_channels / p->groups <= 32);
+}
+
 static bool gemm_1x1_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
                                size_t *bytes)
 {
-    (void)p, (void)in, (void)out, (void)threads;
+    (void)threads;
+    if (gemm_1x1_use_implicit(p)) return conv_implicit_gemm_workspace(p, in, out, bytes);
     *bytes = 0;
     return true;
 }
+
+#define GEMM_1X1_MAX_TILE 8192
 
 typedef struct gemm_1x1_job {
     const conv_run_args *a;
@@ -49,9 +61,18 @@ static void gemm_1x1_task(void *ctx, size_t task, int thread)
 static void gemm_1x1_run(const conv_run_args *a)
 {
     const conv_params *p = a->params;
+    if (gemm_1x1_use_implicit(p)) {
+        conv_implicit_gemm_run(a);
+        return;
+    }
     gemm_1x1_job job = {.a = a};
     job.columns = a->out.h * a->out.w;
-    job.tile = gemm_column_tile(p->in_channels / p->groups, job.columns);
+    int64_t threads = conv_threadpool_size(a->pool), outside = a->in.n * p->groups;
+    int64_t tiles = (job.columns + GEMM_1X1_MAX_TILE - 1) / GEMM_1X1_MAX_TILE;
+    if (outside < threads && tiles < (threads + outside - 1) / outside) tiles = (threads + outside - 1) / outside;
+    job.tile = (job.columns + tiles - 1) / tiles;
+    if (job.tile < job.columns) job.tile = (job.tile + 15) / 16 * 16;
+    if (job.tile > job.columns) job.tile = job.columns;
     job.tiles = (job.columns + job.tile - 1) / job.tile;
     conv_parallel_for(a->pool, (size_t)(a->in.n * p->groups * job.tiles), gemm_1x1_task, &job);
 }

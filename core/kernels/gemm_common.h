@@ -1,22 +1,17 @@
-/* gemm_common.h — what the GEMM-based kernels share: the column tiling that
- * keeps each thread's operand slice in cache, and the bias/activation epilogue. */
+/* gemm_common.h — what the GEMM-based kernels (im2col, 1x1) share: the AVX2
+ * implicit GEMM they hand small GEMMs to, and the bias/activation epilogue. */
 #ifndef CONVD_CORE_KERNELS_GEMM_COMMON_H
 #define CONVD_CORE_KERNELS_GEMM_COMMON_H
 
 #include "core/internal.h"
 
-/* Output columns (pixels) per GEMM task: enough for an efficient GEMM, few
- * enough that a K x tile slice of the operand (~256 KiB) stays in L2, and
- * many tasks so threads balance. */
-static inline int64_t gemm_column_tile(int64_t k, int64_t columns)
-{
-    int64_t tile = (64 * 1024) / (k > 0 ? k : 1);
-    tile = tile / 16 * 16;
-    if (tile < 64) tile = 64;
-    if (tile > 2048) tile = 2048;
-    if (tile > columns) tile = columns;
-    return tile;
-}
+/* The AVX2 implicit GEMM (conv_implicit_gemm_avx2.c): stride-1 convolutions
+ * computed from the zero-padded input in place, for GEMMs too small or skinny
+ * for cblas_sgemm. supports() is false without AVX2/FMA. The workspace holds
+ * the tap offset table and the zero-padded input copy (none without padding). */
+bool conv_implicit_gemm_supports(const conv_params *p);
+bool conv_implicit_gemm_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, size_t *bytes);
+void conv_implicit_gemm_run(const conv_run_args *a);
 
 /* rows x cols block of C with leading dimension ldc: add bias[row], activate */
 static inline void gemm_epilogue(float *c, int64_t rows, int64_t cols, int64_t ldc, const float *bias,

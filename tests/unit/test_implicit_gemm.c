@@ -1,0 +1,263 @@
+/* test_implicit_gemm.c — the GEMM-based convolutions against the direct
+ * reference: the AVX2 implicit GEMM called on its own (edge shapes, masks,
+ * activations, NaN), and "im2col" / "gemm_1x1" forced through the model API
+ * on cases that take each of their paths (implicit GEMM, K-blocked sgemm,
+ * strided unfolding) with every padding mode, dilation, groups and batch > 1. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/internal.h"
+#include "core/kernels/gemm_common.h"
+
+static uint32_t rng_state = 777;
+static float rnd(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *random_floats(size_t n)
+{
+    float *p = conv_aligned_alloc(n * sizeof(float) + 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = rnd();
+    return p;
+}
+
+/* max |got - want| must stay within rel of want's largest magnitude; NaN must
+ * sit exactly where the reference has it */
+static void assert_close(const float *got, const float *want, size_t n, double rel, const char *what)
+{
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(want[i])) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(want[i]) != isnan(got[i])) fail_msg("%s: NaN mismatch at %zu (%g vs %g)", what, i, got[i], want[i]);
+        if (!isnan(want[i])) worst = fmax(worst, fabs(got[i] - want[i]));
+    }
+    if (worst > rel * (scale > 0 ? scale : 1)) fail_msg("%s: max error %g over scale %g", what, worst, scale);
+}
+
+/* --------------------------------------------------- the kernel on its own */
+
+typedef struct ig_case {
+    int64_t n, c, h, w, out, kh, kw, dh, dw, groups;
+    int64_t pt, pb, pl, pr;
+    conv_activation act;
+    bool bias, nan_input;
+} ig_case;
+
+static const ig_case ig_cases[] = {
+    /* the suite's small shapes */
+    {1, 3, 33, 35, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false},
+    {1, 32, 28, 28, 32, 3, 3, 1, 1, 2, 1, 1, 1, 1, CONV_ACT_RELU, true, false},
+    {1, 3, 21, 17, 10, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, false, false},
+    /* 1x1 maps, a single output, odd channel counts (the one-row blocks) */
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false},
+    {2, 5, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false},
+    {1, 7, 1, 9, 3, 1, 3, 1, 1, 1, 0, 0, 1, 1, CONV_ACT_NONE, true, false},
+    /* asymmetric padding, dilation, a kernel wider than tall */
+    {1, 4, 13, 11, 6, 3, 5, 2, 3, 2, 0, 3, 1, 6, CONV_ACT_NONE, true, false},
+    {3, 6, 9, 30, 9, 2, 2, 1, 1, 3, 0, 1, 1, 0, CONV_ACT_RELU, false, false},
+    /* spans over several tasks with a masked tail, batch > 1 */
+    {2, 2, 37, 41, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false},
+    /* NaN passes through the epilogue as in torch */
+    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true},
+    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, true},
+};
+
+static void run_case(const ig_case *k, conv_threadpool *pool, size_t index)
+{
+    conv_params p = {
+        .in_channels = k->c, .out_channels = k->out, .groups = k->groups, .kernel_h = k->kh, .kernel_w = k->kw,
+        .stride_h = 1, .stride_w = 1, .dilation_h = k->dh, .dilation_w = k->dw, .pad_top = k->pt,
+        .pad_bottom = k->pb, .pad_left = k->pl, .pad_right = k->pr, .activation = k->act,
+    };
+    conv_dims in = {k->n, k->c, k->h, k->w};
+    conv_dims out = {k->n, k->out, k->h + k->pt + k->pb - k->dh * (k->kh - 1),
+                     k->w + k->pl + k->pr - k->dw * (k->kw - 1)};
+    assert_true(out.h > 0 && out.w > 0);
+    assert_true(conv_implicit_gemm_supports(&p));
+    size_t in_n = (size_t)(in.n * in.c * in.h * in.w), out_n = (size_t)(out.n * out.c * out.h * out.w);
+    size_t w_n = (size_t)(k->out * (k->c / k->groups) * k->kh * k->kw);
+    float *x = random_floats(in_n), *w = random_floats(w_n), *b = random_floats((size_t)k->out);
+    if (k->nan_input) x[in_n / 2] = NAN;
+    float *want = random_floats(out_n), *got = random_floats(out_n);
+    size_t ws_bytes = 0;
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, &ws_bytes));
+    void *ws = conv_aligned_alloc(ws_bytes + 64);
+    assert_non_null(ws);
+    conv_run_args a = {.params = &p, .weight = w, .bias = k->bias ? b : NULL, .input = x, .in = in, .out = out,
+                       .workspace = NULL, .pool = NULL};
+    a.output = want;
+    conv_kernel_direct.run(&a);
+    a.output = got;
+    a.workspace = ws;
+    a.pool = pool;
+    conv_implicit_gemm_run(&a);
+    char what[64];
+    snprintf(what, sizeof what, "implicit case %zu (%s)", index, pool ? "threaded" : "1 thread");
+    assert_close(got, want, out_n, 1e-5, what);
+    if (k->nan_input) {
+        size_t nans = 0;
+        for (size_t i = 0; i < out_n; i++) nans += isnan(got[i]);
+        assert_true(nans > 0); /* the case does test NaN propagation */
+    }
+    conv_aligned_free(ws);
+    conv_aligned_free(x), conv_aligned_free(w), conv_aligned_free(b);
+    conv_aligned_free(want), conv_aligned_free(got);
+}
+
+static void test_implicit_gemm_matches_direct(void **state)
+{
+    (void)state;
+    conv_params probe = {.stride_h = 1, .stride_w = 1};
+    if (!conv_implicit_gemm_supports(&probe)) skip(); /* no AVX2/FMA on this CPU */
+    conv_threadpool *pool;
+    assert_int_equal(conv_threadpool_create(2, &pool, NULL), CONV_OK);
+    for (size_t i = 0; i < sizeof ig_cases / sizeof *ig_cases; i++) {
+        run_case(&ig_cases[i], NULL, i);
+        run_case(&ig_cases[i], pool, i);
+    }
+    conv_threadpool_destroy(pool);
+}
+
+static void test_implicit_gemm_scope(void **state)
+{
+    (void)state;
+    conv_params p = {.in_channels = 4, .out_channels = 4, .groups = 1, .kernel_h = 3, .kernel_w = 3,
+                     .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1};
+    assert_int_equal(conv_implicit_gemm_supports(&p), conv_cpu()->avx2_fma);
+    p.stride_w = 2;
+    assert_false(conv_implicit_gemm_supports(&p));
+    p.stride_w = 1, p.stride_h = 2;
+    assert_false(conv_implicit_gemm_supports(&p));
+    /* without padding the input is read in place: only the table of
+     * 4 x 3 x 3 tap offsets (288 bytes, aligned to 320) */
+    p.stride_h = 1;
+    conv_dims in = {1, 4, 8, 8}, out = {1, 4, 6, 6};
+    size_t bytes = 1;
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, &bytes));
+    assert_int_equal(bytes, 320);
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+    out.h = out.w = 8;
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, &bytes));
+    assert_int_equal(bytes, 320 + 4 * 10 * 10 * sizeof(float));
+    /* a padded copy too large to address is refused, not wrapped */
+    conv_dims huge = {INT64_C(1) << 40, 4, 1 << 20, 1 << 20};
+    assert_false(conv_implicit_gemm_workspace(&p, &huge, &out, &bytes));
+}
+
+/* ----------------------------------------------- through the model API */
+
+typedef struct model_case {
+    int64_t n, c, h, w, out, k, stride, pad, dil, groups;
+    conv_padding_kind kind;
+    conv_padding_mode mode;
+    conv_algorithm algo;
+    bool relu_after;
+} model_case;
+
+static const model_case model_cases[] = {
+    /* implicit GEMM inside im2col, each padding mode */
+    {1, 3, 19, 23, 10, 3, 1, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
+    {2, 3, 9, 8, 5, 3, 1, 2, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_REFLECT, CONV_ALGO_IM2COL, true},
+    {1, 4, 7, 9, 6, 3, 1, 3, 1, 2, CONV_PADDING_EXPLICIT, CONV_PAD_REPLICATE, CONV_ALGO_IM2COL, false},
+    {1, 2, 6, 5, 4, 4, 1, 0, 1, 1, CONV_PADDING_SAME, CONV_PAD_CIRCULAR, CONV_ALGO_IM2COL, true},
+    {1, 32, 10, 10, 32, 3, 1, 1, 1, 8, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, true},
+    {2, 16, 11, 11, 16, 3, 1, 2, 2, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
+    {1, 1, 1, 1, 3, 3, 1, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
+    /* sgemm on unfolded slices: several K blocks (dilated, 40x40 columns),
+     * strided unfolding with padding on both sides */
+    {1, 64, 40, 40, 40, 3, 1, 2, 2, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, true},
+    {2, 40, 15, 17, 36, 3, 2, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
+    {1, 40, 16, 16, 36, 5, 3, 2, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_REFLECT, CONV_ALGO_IM2COL, false},
+    {1, 72, 5, 5, 72, 3, 1, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_CIRCULAR, CONV_ALGO_IM2COL, true},
+    /* gemm_1x1: implicit (few channels) and sgemm (many), groups, batch */
+    {1, 3, 31, 29, 10, 1, 1, 0, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_GEMM_1X1, false},
+    {3, 12, 5, 7, 9, 1, 1, 0, 1, 3, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_GEMM_1X1, true},
+    {2, 96, 9, 9, 80, 1, 1, 0, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_GEMM_1X1, true},
+    {1, 128, 1, 1, 64, 1, 1, 0, 1, 2, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_GEMM_1X1, false},
+};
+
+typedef struct model_weights {
+    conv_named_tensor t[2];
+} model_weights;
+
+static conv_status run_model(const conv_layer_spec *layers, size_t n_layers, const model_weights *w,
+                             const conv_tensor *in, conv_tensor *out, conv_threadpool *pool, conv_error *err)
+{
+    conv_model *m;
+    conv_status st = conv_model_create(layers, n_layers, w->t, 2, NULL, &m, err);
+    if (st) return st;
+    st = conv_model_run_alloc(m, in, out, pool, NULL, err);
+    conv_model_destroy(m);
+    return st;
+}
+
+static void test_forced_gemm_algorithms_match_direct(void **state)
+{
+    (void)state;
+    conv_threadpool *pool;
+    assert_int_equal(conv_threadpool_create(2, &pool, NULL), CONV_OK);
+    for (size_t i = 0; i < sizeof model_cases / sizeof *model_cases; i++) {
+        const model_case *k = &model_cases[i];
+        conv_layer_spec layers[2];
+        conv_layer_spec_init(&layers[0], CONV_LAYER_CONV2D);
+        conv_layer_spec_init(&layers[1], CONV_LAYER_RELU);
+        conv_layer_spec *s = &layers[0];
+        s->in_channels = k->c, s->out_channels = k->out, s->groups = k->groups;
+        s->kernel_size[0] = s->kernel_size[1] = k->k;
+        s->stride[0] = s->stride[1] = k->stride;
+        s->padding[0] = s->padding[1] = k->pad;
+        s->dilation[0] = s->dilation[1] = k->dil;
+        s->padding_kind = k->kind, s->padding_mode = k->mode;
+        size_t n_layers = k->relu_after ? 2 : 1;
+
+        int64_t wd[4] = {k->out, k->c / k->groups, k->k, k->k}, bd[1] = {k->out};
+        model_weights w = {{{.name = "0.weight", .is_float = true}, {.name = "0.bias", .is_float = true}}};
+        assert_int_equal(conv_tensor_alloc(&w.t[0].tensor, 4, wd, NULL), CONV_OK);
+        assert_int_equal(conv_tensor_alloc(&w.t[1].tensor, 1, bd, NULL), CONV_OK);
+        for (size_t j = 0; j < conv_tensor_numel(&w.t[0].tensor); j++) w.t[0].tensor.data[j] = rnd();
+        for (size_t j = 0; j < conv_tensor_numel(&w.t[1].tensor); j++) w.t[1].tensor.data[j] = rnd();
+        int64_t xd[4] = {k->n, k->c, k->h, k->w};
+        conv_tensor x, ref, out;
+        assert_int_equal(conv_tensor_alloc(&x, 4, xd, NULL), CONV_OK);
+        for (size_t j = 0; j < conv_tensor_numel(&x); j++) x.data[j] = rnd();
+
+        conv_error err;
+        s->algorithm = CONV_ALGO_DIRECT;
+        assert_int_equal(run_model(layers, n_layers, &w, &x, &ref, NULL, &err), CONV_OK);
+        s->algorithm = k->algo;
+        for (int threaded = 0; threaded < 2; threaded++) {
+            conv_status st = run_model(layers, n_layers, &w, &x, &out, threaded ? pool : NULL, &err);
+            if (st) fail_msg("model case %zu: %s", i, err.message);
+            char what[64];
+            snprintf(what, sizeof what, "model case %zu %s%s", i, conv_algorithm_name(k->algo),
+                     threaded ? " threaded" : "");
+            assert_close(out.data, ref.data, conv_tensor_numel(&ref), 1e-5, what);
+            conv_tensor_free(&out);
+        }
+        conv_tensor_free(&x), conv_tensor_free(&ref);
+        conv_tensor_free(&w.t[0].tensor), conv_tensor_free(&w.t[1].tensor);
+    }
+    conv_threadpool_destroy(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_implicit_gemm_matches_direct),
+        cmocka_unit_test(test_implicit_gemm_scope),
+        cmocka_unit_test(test_forced_gemm_algorithms_match_direct),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
