@@ -230,9 +230,13 @@ static http_reply http(const char *method, const char *url, const char *const *h
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    /* A body refused early (413 from Content-Length) is answered and the
+     * connection closed while curl may still be sending: when the reply
+     * arrived, it counts and the send error does not. */
+    if (rc == CURLE_SEND_ERROR && r.status >= 400) rc = CURLE_OK;
     if (rc != CURLE_OK) fprintf(stderr, "curl %s %s: %s\n", method, url, curl_easy_strerror(rc));
     assert_int_equal(rc, CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     curl_mime_free(mime);
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);
