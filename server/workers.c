@@ -297,6 +297,7 @@ static void destroy_contexts(workers *w)
         conv_threadpool_destroy(w->contexts[i].pool);
         conv_aligned_free(w->contexts[i].workspace);
         for (int b = 0; b < 2; b++) conv_aligned_free(w->contexts[i].buffers[b]);
+        if (w->contexts[i].user_free) w->contexts[i].user_free(w->contexts[i].user);
     }
     free(w->contexts);
 }

@@ -44,6 +44,10 @@ typedef struct worker_ctx {
      * batch's joined input), so a steady load allocates nothing per job */
     void *buffers[2];
     size_t buffer_bytes[2];
+    /* what a job's code keeps per worker between jobs (touched only by the
+     * thread running on this context); freed with user_free at destroy */
+    void *user;
+    void (*user_free)(void *user);
     struct worker_ctx *next_free;
 } worker_ctx;
 
