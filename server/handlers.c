@@ -400,15 +400,17 @@ static const stats_template *stats_template_for(const infer_job *j, worker_ctx *
     return victim;
 }
 
-/* v >= 0 with 6 decimals, "null" when not finite (as stats_to_json) */
-static size_t put_fixed6(char *out, double v)
+/* v >= 0 with 3 or 6 decimals without printf (it showed in profiles), "null"
+ * when not finite (as stats_to_json); at most 32 bytes */
+static size_t put_fixed(char *out, double v, int decimals)
 {
     if (!isfinite(v)) {
         memcpy(out, "null", 4);
         return 4;
     }
     if (v < 0 || v >= 1e12) return (size_t)sprintf(out, "%.9g", v);
-    uint64_t u = (uint64_t)(v * 1e6 + 0.5), ip = u / 1000000, fp = u % 1000000;
+    uint64_t scale = decimals == 3 ? 1000 : 1000000;
+    uint64_t u = (uint64_t)(v * (double)scale + 0.5), ip = u / scale, fp = u % scale;
     char digits[24];
     int nd = 0;
     do digits[nd++] = (char)('0' + ip % 10);
@@ -416,8 +418,13 @@ static size_t put_fixed6(char *out, double v)
     size_t k = 0;
     while (nd) out[k++] = digits[--nd];
     out[k++] = '.';
-    for (uint64_t d = 100000; d; d /= 10) out[k++] = (char)('0' + fp / d % 10);
+    for (uint64_t d = scale / 10; d; d /= 10) out[k++] = (char)('0' + fp / d % 10);
     return k;
+}
+
+static size_t put_fixed6(char *out, double v)
+{
+    return put_fixed(out, v, 6);
 }
 
 static size_t put_int(char *out, long long v)
@@ -528,8 +535,13 @@ static void build_reply(infer_job *j, worker_ctx *ctx, const conv_tensor *output
             return;
         }
         char timing[160], flops[32];
-        snprintf(timing, sizeof timing, "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f", queue_ms, j->compute_ms,
-                 total_ms);
+        size_t k = put_str(timing, "queue;dur=");
+        k += put_fixed(timing + k, queue_ms, 3);
+        k += put_str(timing + k, ", compute;dur=");
+        k += put_fixed(timing + k, j->compute_ms, 3);
+        k += put_str(timing + k, ", total;dur=");
+        k += put_fixed(timing + k, total_ms, 3);
+        timing[k] = 0;
         flops[put_int(flops, (long long)stats->flops)] = 0;
         reply_set(r, 200, "application/x-npy", (char *)npy, len);
         reply_add_header(r, "Server-Timing", timing);
