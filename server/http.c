@@ -12,6 +12,7 @@
 
 #include "server/handlers.h"
 #include "server/log.h"
+#include "server/v2.h"
 #include "server/metrics.h"
 #include "server/workers.h"
 
@@ -160,6 +161,14 @@ static void accumulate(request *req, const char *data, size_t size)
     req->body_len += size;
 }
 
+/* 413 in the error format of the protocol the path belongs to: v2 clients
+ * parse {"error": "..."}, v1 clients {"error": {"code", "message"}}. */
+static void reply_body_too_large(request *req, const char *message)
+{
+    if (v2_owns_path(req->path)) reply_json(&req->reply, 413, json_pack("{s:s}", "error", message));
+    else reply_error(&req->reply, 413, "body_too_large", "%s", message);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -176,8 +185,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             char *end;
             unsigned long long n = strtoull(cl, &end, 10);
             if (end != cl && n > h->srv->max_body_bytes) {
-                reply_error(&req->reply, 413, "body_too_large", "the body (%llu bytes) is over the limit of %zu bytes",
-                            n, h->srv->max_body_bytes);
+                char message[160];
+                snprintf(message, sizeof message, "the body (%llu bytes) is over the limit of %zu bytes", n,
+                         h->srv->max_body_bytes);
+                reply_body_too_large(req, message);
                 return queue_reply(req);
             }
             if (end != cl) req->content_length = (size_t)n; /* one allocation, no regrowth copies */
@@ -196,8 +207,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (atomic_load(&req->reply_ready)) return queue_reply(req);
     if (req->reply.status) return MHD_YES; /* 413 already queued on the first call */
     if (req->body_too_large) {
-        reply_error(&req->reply, 413, "body_too_large", "the body is over the limit of %zu bytes",
-                    h->srv->max_body_bytes);
+        char message[160];
+        snprintf(message, sizeof message, "the body is over the limit of %zu bytes", h->srv->max_body_bytes);
+        reply_body_too_large(req, message);
         return queue_reply(req);
     }
     if (req->body) req->body[req->body_len] = 0;

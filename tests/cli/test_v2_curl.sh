@@ -131,7 +131,7 @@ check "load unknown" 400 application/json "$E" -- -X POST "$URL/v2/repository/mo
 
 # the repository extension behind the API key
 echo "v2-secret" >"$work/key"
-"$convd" serve --port 0 --models examples --api-key-file "$work/key" >"$work/keyed.log" 2>&1 &
+"$convd" serve --port 0 --models examples --api-key-file "$work/key" --max-body-mb 1 >"$work/keyed.log" 2>&1 &
 kpid=$!
 kport=
 for _ in $(seq 200); do
@@ -140,6 +140,11 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 K="http://127.0.0.1:$kport"
+# a body over --max-body-mb is refused from Content-Length, in the v2 error format
+head -c $((1024 * 1024 + 1)) /dev/zero >"$work/over.bin"
+check "body over the limit" 413 application/json '^\{"error":"the body \(1048577 bytes\) is over the limit' \
+  -- -X POST "$K/v2/models/atrous/infer" -H "Expect:" --data-binary @"$work/over.bin"
+
 check "unload without the key" 401 application/json "$E" -- -X POST "$K/v2/repository/models/atrous/unload"
 check "load without the key" 401 application/json "$E" -- -X POST "$K/v2/repository/models/atrous/load"
 check "unload with the key" 200 - - -- -X POST "$K/v2/repository/models/atrous/unload" -H "Authorization: Bearer v2-secret"
