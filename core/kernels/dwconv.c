@@ -1,0 +1,220 @@
+/* dwconv.c — the depthwise convolution kernel (groups == in_channels, any
+ * depth multiplier): splits each output plane into its interior, computed
+ * without bounds checks by the AVX2 or scalar routine chosen at run time,
+ * and the border rows/columns, computed here one output at a time with checks.
+ *
+ * pack() stores each tap broadcast to 8 lanes ([out_channels][kh*kw][8],
+ * on AVX2 machines only), so the AVX2 tiles take weights as FMA memory
+ * operands instead of a broadcast per use. Work is split over (image,
+ * channel) planes, and over row blocks of each plane when there are too few
+ * planes to feed every thread. */
+#include "core/kernels/dwconv.h"
+
+static bool dw_supports(const conv_params *p)
+{
+    return p->groups >= 1 && p->groups == p->in_channels && p->out_channels % p->groups == 0 &&
+           p->out_channels >= p->groups && p->kernel_h >= 1 && p->kernel_w >= 1 && p->stride_h >= 1 &&
+           p->stride_w >= 1 && p->dilation_h >= 1 && p->dilation_w >= 1 && p->pad_top >= 0 && p->pad_bottom >= 0 &&
+           p->pad_left >= 0 && p->pad_right >= 0;
+}
+
+void dwconv_broadcast_taps(const float *w, int64_t n, float *taps)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int lane = 0; lane < 8; lane++) taps[i * 8 + lane] = w[i];
+}
+
+static conv_status dw_pack(const conv_params *p, const float *weight, const float *bias, void **packed,
+                           conv_error *err)
+{
+    (void)bias;
+    *packed = NULL;
+    if (!conv_cpu()->avx2_fma) return CONV_OK; /* only the AVX2 path reads them */
+    size_t taps, bytes;
+    if (!conv_size_mul((size_t)p->out_channels, (size_t)p->kernel_h, &taps) ||
+        !conv_size_mul(taps, (size_t)p->kernel_w, &taps) || !conv_size_mul(taps, 8 * sizeof(float), &bytes))
+        return conv_fail(err, CONV_LIMIT_EXCEEDED, "depthwise weights of %lld x %lld x %lld overflow when packed",
+                         (long long)p->out_channels, (long long)p->kernel_h, (long long)p->kernel_w);
+    float *taps8 = conv_aligned_alloc(bytes);
+    if (!taps8) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory packing %zu bytes of depthwise weights", bytes);
+    dwconv_broadcast_taps(weight, (int64_t)taps, taps8);
+    *packed = taps8;
+    return CONV_OK;
+}
+
+static void dw_release(void *packed) { conv_aligned_free(packed); }
+
+static bool dw_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads, size_t *bytes)
+{
+    (void)p, (void)in, (void)out, (void)threads;
+    *bytes = 0;
+    return true;
+}
+
+/* Outputs [lo, hi) along one axis whose whole window
+ * o*stride - pad + [0, (k-1)*dilation] lies in [0, in_size). */
+static void interior_range(int64_t out_size, int64_t in_size, int64_t k, int64_t stride, int64_t dilation,
+                           int64_t pad, int64_t *lo, int64_t *hi)
+{
+    int64_t first = (pad + stride - 1) / stride;
+    int64_t last_num = in_size - 1 + pad - (k - 1) * dilation; /* o*stride <= last_num */
+    int64_t end = last_num < 0 ? 0 : last_num / stride + 1;
+    if (end > out_size) end = out_size;
+    if (first > end) first = end;
+    *lo = first;
+    *hi = end;
+}
+
+/* Outputs o in [o0, o1) whose input index o*stride + offset lies in [0, size). */
+static void clip(int64_t o0, int64_t o1, int64_t size, int64_t stride, int64_t offset, int64_t *lo, int64_t *hi)
+{
+    int64_t first = offset >= 0 ? 0 : (stride - 1 - offset) / stride;
+    int64_t last_num = size - 1 - offset;
+    int64_t end = last_num < 0 ? 0 : last_num / stride + 1;
+    *lo = first > o0 ? first : o0;
+    *hi = end < o1 ? end : o1;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Outputs [y0, y1) x [x0, x1) next to the border: each tap adds into the
+ * block over the outputs where it lands inside the input, so taps on the
+ * padding cost nothing and no output waits on a chain of its own sums (the
+ * inner loop runs along the longer side). Same rounding as the reference. */
+static void border_block(const dw_plane *p, int64_t y0, int64_t y1, int64_t x0, int64_t x1)
+{
+    if (y0 >= y1 || x0 >= x1) return;
+    for (int64_t oy = y0; oy < y1; oy++)
+        for (int64_t ox = x0; ox < x1; ox++) p->out[oy * p->ow + ox] = p->bias;
+    bool rows_inner = y1 - y0 > x1 - x0;
+    for (int64_t ky = 0; ky < p->kh; ky++) {
+        int64_t ylo, yhi, yoff = ky * p->dh - p->pt;
+        clip(y0, y1, p->ih, p->sh, yoff, &ylo, &yhi);
+        for (int64_t kx = 0; kx < p->kw; kx++) {
+            int64_t xlo, xhi, xoff = kx * p->dw - p->pl;
+            clip(x0, x1, p->iw, p->sw, xoff, &xlo, &xhi);
+            float w = p->w[ky * p->kw + kx];
+            int64_t base = yoff * p->iw + xoff; /* input index = base + oy*sh*iw + ox*sw */
+            if (rows_inner) {
+                for (int64_t ox = xlo; ox < xhi; ox++)
+                    for (int64_t oy = ylo; oy < yhi; oy++)
+                        p->out[oy * p->ow + ox] += w * p->in[base + oy * p->sh * p->iw + ox * p->sw];
+            } else {
+                for (int64_t oy = ylo; oy < yhi; oy++)
+                    for (int64_t ox = xlo; ox < xhi; ox++)
+                        p->out[oy * p->ow + ox] += w * p->in[base + oy * p->sh * p->iw + ox * p->sw];
+            }
+        }
+    }
+    if (p->act != CONV_ACT_NONE)
+        for (int64_t oy = y0; oy < y1; oy++)
+            for (int64_t ox = x0; ox < x1; ox++)
+                p->out[oy * p->ow + ox] = conv_activate(p->out[oy * p->ow + ox], p->act);
+}
+
+/* Row-wise like the reference (bias, then each tap over the whole row), so
+ * it rounds exactly as the reference does, and the compiler can vectorise
+ * the stride-1 inner loop for whatever SIMD the baseline target has. */
+static void interior_scalar(const dw_plane *p, int64_t y0, int64_t y1)
+{
+    int64_t n = p->ow_hi - p->ow_lo;
+    for (int64_t oy = y0; oy < y1; oy++) {
+        float *out = p->out + oy * p->ow + p->ow_lo;
+        const float *x = p->in + (oy * p->sh - p->pt) * p->iw + p->ow_lo * p->sw - p->pl;
+        for (int64_t i = 0; i < n; i++) out[i] = p->bias;
+        for (int64_t ky = 0; ky < p->kh; ky++) {
+            for (int64_t kx = 0; kx < p->kw; kx++) {
+                float w = p->w[ky * p->kw + kx];
+                const float *src = x + ky * p->dh * p->iw + kx * p->dw;
+                if (p->sw == 1) {
+                    for (int64_t i = 0; i < n; i++) out[i] += w * src[i];
+                } else {
+                    for (int64_t i = 0; i < n; i++) out[i] += w * src[i * p->sw];
+                }
+            }
+        }
+        if (p->act != CONV_ACT_NONE)
+            for (int64_t i = 0; i < n; i++) out[i] = conv_activate(out[i], p->act);
+    }
+}
+
+void dwconv_rows_scalar(const dw_plane *p, int64_t y0, int64_t y1)
+{
+    int64_t in0 = y0 > p->oh_lo ? y0 : p->oh_lo, in1 = y1 < p->oh_hi ? y1 : p->oh_hi;
+    if (in0 >= in1) in0 = in1 = y1; /* no interior rows here */
+    border_block(p, y0, in0, 0, p->ow);
+    border_block(p, in0, in1, 0, p->ow_lo);
+    border_block(p, in0, in1, p->ow_hi, p->ow);
+    if (in0 < in1) interior_scalar(p, in0, in1);
+    border_block(p, in1, y1, 0, p->ow);
+}
+
+typedef struct dw_job {
+    const conv_run_args *a;
+    dw_plane shape; /* geometry shared by every plane; pointers filled per task */
+    int64_t multiplier, blocks, block_rows;
+    bool avx2;
+    dw_avx2_plan plan;
+} dw_job;
+
+static void dw_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const dw_job *job = ctx;
+    const conv_run_args *a = job->a;
+    const conv_params *cp = a->params;
+    int64_t plane = (int64_t)task / job->blocks, block = (int64_t)task % job->blocks;
+    int64_t n = plane / cp->out_channels, oc = plane % cp->out_channels;
+    dw_plane p = job->shape;
+    p.in = a->input + (n * cp->in_channels + oc / job->multiplier) * p.ih * p.iw;
+    p.out = a->output + plane * p.oh * p.ow;
+    p.w = a->weight + oc * p.kh * p.kw;
+    p.wb = a->packed ? (const float *)a->packed + oc * p.kh * p.kw * 8 : NULL;
+    p.bias = a->bias ? a->bias[oc] : 0.0f;
+    int64_t y0 = block * job->block_rows, y1 = y0 + job->block_rows < p.oh ? y0 + job->block_rows : p.oh;
+    if (job->avx2)
+        dwconv_rows_avx2(&p, &job->plan, y0, y1);
+    else
+        dwconv_rows_scalar(&p, y0, y1);
+}
+
+void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
+{
+    const conv_params *cp = a->params;
+    dw_job job = {.a = a};
+    dw_plane *s = &job.shape;
+    s->act = cp->activation;
+    s->ih = a->in.h, s->iw = a->in.w, s->oh = a->out.h, s->ow = a->out.w;
+    s->kh = cp->kernel_h, s->kw = cp->kernel_w, s->sh = cp->stride_h, s->sw = cp->stride_w;
+    s->dh = cp->dilation_h, s->dw = cp->dilation_w, s->pt = cp->pad_top, s->pl = cp->pad_left, s->pr = cp->pad_right;
+    interior_range(s->oh, s->ih, s->kh, s->sh, s->dh, s->pt, &s->oh_lo, &s->oh_hi);
+    interior_range(s->ow, s->iw, s->kw, s->sw, s->dw, s->pl, &s->ow_lo, &s->ow_hi);
+    if (s->oh_lo == s->oh_hi || s->ow_lo == s->ow_hi) s->oh_lo = s->oh_hi = s->ow_lo = s->ow_hi = 0;
+    job.multiplier = cp->out_channels / cp->in_channels;
+    /* the AVX2 lane masks index columns in 32 bits */
+    bool avx2 = allow_avx2 && conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
+    job.avx2 = avx2;
+    if (avx2) dwconv_avx2_prepare(s, &job.plan);
+
+    int64_t planes = a->out.n * cp->out_channels;
+    if (planes == 0 || s->oh == 0 || s->ow == 0) return;
+    /* With fewer planes than ~4 per thread, cut planes into row blocks
+     * (of an even number of rows: the AVX2 path computes row pairs). */
+    int64_t threads = conv_threadpool_size(a->pool), blocks = 1;
+    if (threads > 1 && planes < 4 * threads) blocks = (4 * threads + planes - 1) / planes;
+    int64_t rows = (s->oh + blocks - 1) / blocks;
+    rows += rows & 1;
+    job.block_rows = rows;
+    job.blocks = (s->oh + rows - 1) / rows;
+    conv_parallel_for(a->pool, (size_t)(planes * job.blocks), dw_task, &job);
+}
+
+static void dw_run(const conv_run_args *a) { conv_dwconv_run_isa(a, true); }
+
+const conv_kernel conv_kernel_depthwise = {
+    .algorithm = CONV_ALGO_DEPTHWISE,
+    .supports = dw_supports,
+    .pack = dw_pack,
+    .release = dw_release,
+    .workspace_size = dw_workspace,
+    .run = dw_run,
+};

@@ -1,0 +1,415 @@
+/* test_dwconv.c — the depthwise kernel against the direct reference kernel,
+ * table-driven over kernel sizes, strides, dilations, asymmetric padding,
+ * tiny maps, every output width up to 20, batches, depth multipliers, bias,
+ * activations and thread counts; both the AVX2 path (when the CPU has it,
+ * with and without packed weights) and the scalar path. Then NaN handling
+ * and the kernel as the model layer uses it (forced, heuristic, rejected). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/kernels/dwconv.h"
+
+extern const conv_kernel conv_kernel_depthwise;
+
+static uint32_t rng_state = 2024;
+static float rnd(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+typedef struct dw_case {
+    int64_t n, c, mult, h, w;
+    int64_t kh, kw, sh, sw, dh, dw;
+    int64_t pt, pb, pl, pr;
+    bool bias;
+    conv_activation act;
+} dw_case;
+
+#define NOACT CONV_ACT_NONE
+#define RELU CONV_ACT_RELU
+#define RELU6 CONV_ACT_RELU6
+
+/* n c m h w | kh kw sh sw dh dw | pt pb pl pr | bias act */
+static const dw_case fixed_cases[] = {
+    /* the shapes the kernel is tuned for, shrunk */
+    {1, 4, 1, 19, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 1, 23, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 2, 1, 20, 45, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
+    {1, 2, 1, 21, 47, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, false, NOACT},
+    {1, 3, 1, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU6},
+    /* kernel sizes 1, 2, 7, 3x5 and one wider than the edge tables (17) */
+    {1, 3, 1, 9, 21, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, true, NOACT},
+    {1, 3, 1, 9, 21, 1, 1, 2, 2, 1, 1, 1, 0, 0, 1, true, RELU},
+    {1, 3, 1, 12, 27, 2, 2, 1, 1, 1, 1, 0, 1, 0, 1, true, NOACT},
+    {1, 3, 1, 12, 27, 2, 2, 2, 2, 1, 1, 1, 0, 1, 0, false, RELU},
+    {1, 2, 1, 15, 33, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, true, NOACT},
+    {1, 2, 1, 15, 33, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, true, RELU6},
+    {1, 2, 1, 13, 29, 3, 5, 1, 1, 1, 1, 1, 1, 2, 2, true, NOACT},
+    {1, 2, 1, 13, 29, 3, 5, 2, 1, 1, 1, 0, 2, 1, 3, true, RELU},
+    {1, 2, 1, 6, 40, 1, 17, 1, 1, 1, 1, 0, 0, 8, 8, true, NOACT},
+    {1, 2, 1, 6, 40, 1, 17, 1, 2, 1, 1, 0, 0, 8, 8, true, NOACT},
+    /* stride 3 and asymmetric strides */
+    {1, 3, 1, 17, 31, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 1, 17, 31, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 3, 1, 17, 31, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 1, 17, 31, 3, 3, 1, 3, 1, 1, 1, 1, 1, 1, false, NOACT},
+    {1, 3, 1, 17, 31, 5, 5, 3, 1, 1, 1, 2, 2, 2, 2, true, NOACT},
+    /* dilation 2, 3 and mixed */
+    {1, 3, 1, 21, 35, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, true, NOACT},
+    {1, 3, 1, 21, 35, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, true, RELU},
+    {1, 3, 1, 21, 35, 3, 3, 1, 1, 3, 3, 3, 3, 3, 3, true, NOACT},
+    {1, 3, 1, 21, 35, 3, 3, 2, 2, 3, 3, 3, 3, 3, 3, false, RELU6},
+    {1, 3, 1, 21, 35, 5, 3, 1, 1, 2, 3, 4, 4, 3, 3, true, NOACT},
+    {1, 3, 1, 21, 35, 2, 2, 2, 2, 3, 2, 1, 2, 1, 0, true, NOACT},
+    /* "same" with even kernels: the bottom/right pad is the larger one */
+    {1, 3, 1, 10, 23, 4, 4, 1, 1, 1, 1, 1, 2, 1, 2, true, NOACT},
+    {1, 3, 1, 10, 23, 2, 4, 1, 1, 1, 1, 0, 1, 1, 2, true, RELU},
+    {1, 3, 1, 10, 23, 4, 2, 1, 1, 2, 1, 3, 3, 0, 1, true, NOACT},
+    /* padding larger than the kernel, and lopsided */
+    {1, 3, 1, 9, 19, 3, 3, 1, 1, 1, 1, 4, 4, 4, 4, true, RELU},
+    {1, 3, 1, 9, 19, 3, 3, 2, 2, 1, 1, 5, 0, 0, 6, true, NOACT},
+    {1, 3, 1, 9, 19, 5, 5, 1, 1, 1, 1, 0, 7, 9, 0, true, NOACT},
+    {1, 2, 1, 6, 30, 3, 3, 1, 1, 1, 1, 1, 1, 35, 2, true, NOACT}, /* many left edge tiles */
+    {1, 2, 1, 6, 30, 3, 3, 1, 2, 1, 1, 1, 1, 2, 37, true, NOACT}, /* many right edge tiles */
+    /* rows too wide for the padded copy: the split path with edge tiles */
+    {1, 2, 1, 4, 8300, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU6},
+    {1, 2, 1, 5, 8301, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 7, 8299, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, false, NOACT},
+    {1, 1, 2, 9, 8303, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, RELU},
+    {1, 2, 1, 6, 8200, 3, 3, 1, 1, 2, 3, 2, 2, 40, 3, true, NOACT}, /* more edge tiles than the table */
+    {1, 2, 1, 6, 8200, 3, 3, 1, 2, 2, 3, 2, 2, 3, 41, true, NOACT},
+    {1, 2, 1, 6, 8200, 2, 7, 2, 1, 1, 2, 0, 1, 5, 6, true, NOACT},
+    /* tiny maps: no interior at all */
+    {1, 3, 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, true, RELU},
+    {1, 3, 1, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 1, 2, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU6},
+    {1, 3, 1, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 1, 5, 1, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, false, NOACT},
+    {1, 4, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 4, 1, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 4, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 3, 9, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true, NOACT},
+    /* narrow and tall: the padded copy of a narrow plane is made in blocks of rows */
+    {1, 2, 1, 1500, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 1501, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 2, 1, 1000, 12, 5, 5, 1, 1, 2, 1, 4, 4, 2, 2, true, NOACT},
+    /* batches and depth multipliers */
+    {2, 3, 1, 11, 25, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {3, 2, 2, 11, 25, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {2, 3, 3, 13, 18, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
+    {1, 1, 3, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {2, 2, 2, 9, 9, 3, 3, 1, 1, 2, 2, 0, 0, 0, 0, false, NOACT},
+};
+
+/* every width 1..20 for 3x3 at stride 1 and 2, to hit every vector tail */
+static dw_case width_case(int64_t w, int64_t stride, conv_activation act)
+{
+    dw_case k = {1, 2, 1, 6, w, 3, 3, stride, stride, 1, 1, 1, 1, 1, 1, true, act};
+    return k;
+}
+
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1)
+{
+    return (in + p0 + p1 - d * (k - 1) - 1) / s + 1;
+}
+
+typedef struct dw_setup {
+    conv_params p;
+    conv_dims in, out;
+    float *x, *w, *b, *ref, *got;
+    size_t in_n, out_n;
+    void *packed;
+} dw_setup;
+
+static void setup_case(const dw_case *k, dw_setup *s)
+{
+    memset(s, 0, sizeof *s);
+    s->p = (conv_params){.in_channels = k->c,
+                         .out_channels = k->c * k->mult,
+                         .groups = k->c,
+                         .kernel_h = k->kh,
+                         .kernel_w = k->kw,
+                         .stride_h = k->sh,
+                         .stride_w = k->sw,
+                         .dilation_h = k->dh,
+                         .dilation_w = k->dw,
+                         .pad_top = k->pt,
+                         .pad_bottom = k->pb,
+                         .pad_left = k->pl,
+                         .pad_right = k->pr,
+                         .activation = k->act};
+    s->in = (conv_dims){k->n, k->c, k->h, k->w};
+    s->out = (conv_dims){k->n, k->c * k->mult, out_size(k->h, k->kh, k->sh, k->dh, k->pt, k->pb),
+                         out_size(k->w, k->kw, k->sw, k->dw, k->pl, k->pr)};
+    assert_true(s->out.h >= 1 && s->out.w >= 1);
+    assert_true(conv_kernel_depthwise.supports(&s->p));
+    s->in_n = (size_t)(k->n * k->c * k->h * k->w);
+    s->out_n = (size_t)(s->out.n * s->out.c * s->out.h * s->out.w);
+    size_t wn = (size_t)(s->p.out_channels * k->kh * k->kw);
+    s->x = malloc(s->in_n * sizeof(float));
+    s->w = malloc(wn * sizeof(float));
+    s->b = malloc((size_t)s->p.out_channels * sizeof(float));
+    s->ref = malloc(s->out_n * sizeof(float));
+    s->got = malloc(s->out_n * sizeof(float));
+    assert_non_null(s->x), assert_non_null(s->w), assert_non_null(s->b);
+    assert_non_null(s->ref), assert_non_null(s->got);
+    /* inputs up to +-4 so ReLU6 clamps some outputs from above too */
+    for (size_t i = 0; i < s->in_n; i++) s->x[i] = 4.0f * rnd();
+    for (size_t i = 0; i < wn; i++) s->w[i] = rnd();
+    for (int64_t i = 0; i < s->p.out_channels; i++) s->b[i] = rnd();
+    assert_int_equal(conv_kernel_depthwise.pack(&s->p, s->w, k->bias ? s->b : NULL, &s->packed, NULL), CONV_OK);
+
+    conv_run_args ra = {.params = &s->p, .weight = s->w, .bias = k->bias ? s->b : NULL, .input = s->x,
+                        .output = s->ref, .in = s->in, .out = s->out};
+    conv_kernel_direct.run(&ra);
+}
+
+static void free_case(dw_setup *s)
+{
+    conv_kernel_depthwise.release(s->packed);
+    free(s->x), free(s->w), free(s->b), free(s->ref), free(s->got);
+}
+
+static void check_close(const dw_setup *s, const char *what)
+{
+    double scale = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < s->out_n; i++) scale = fmax(scale, fabs(s->ref[i]));
+    for (size_t i = 0; i < s->out_n; i++) {
+        double e = fabs((double)s->got[i] - s->ref[i]);
+        if (!(e <= worst)) worst = e, at = i; /* NaN counts as the worst */
+    }
+    if (!(worst <= 1e-5 * (scale > 0 ? scale : 1)))
+        fail_msg("%s: max error %g at %zu (got %g want %g) over scale %g", what, worst, at, s->got[at],
+                 s->ref[at], scale);
+}
+
+/* Runs one case through every path: AVX2 with packed weights, AVX2 without
+ * (taps broadcast on the fly), scalar; each with pools of 1, 2 and 3. */
+static void run_case(const dw_case *k, conv_threadpool *const pools[3], const char *label)
+{
+    dw_setup s;
+    setup_case(k, &s);
+    bool avx2 = conv_cpu()->avx2_fma;
+    for (int path = 0; path < 3; path++) {
+        if (path < 2 && !avx2) continue;
+        for (int t = 0; t < 3; t++) {
+            for (size_t i = 0; i < s.out_n; i++) s.got[i] = NAN; /* catch outputs never written */
+            conv_run_args ra = {.params = &s.p, .packed = path == 0 ? s.packed : NULL, .weight = s.w,
+                                .bias = k->bias ? s.b : NULL, .input = s.x, .output = s.got, .in = s.in,
+                                .out = s.out, .pool = pools[t]};
+            if (path == 0 && t == 0)
+                conv_kernel_depthwise.run(&ra);
+            else
+                conv_dwconv_run_isa(&ra, path < 2);
+            char what[200];
+            snprintf(what, sizeof what,
+                     "%s [n%lld c%lld m%lld %lldx%lld k%lldx%lld s%lldx%lld d%lldx%lld pad %lld,%lld,%lld,%lld act %d] "
+                     "%s, %d threads",
+                     label, (long long)k->n, (long long)k->c, (long long)k->mult, (long long)k->h, (long long)k->w,
+                     (long long)k->kh, (long long)k->kw, (long long)k->sh, (long long)k->sw, (long long)k->dh,
+                     (long long)k->dw, (long long)k->pt, (long long)k->pb, (long long)k->pl, (long long)k->pr,
+                     (int)k->act, path == 0 ? "avx2 packed" : path == 1 ? "avx2 unpacked" : "scalar", t + 1);
+            check_close(&s, what);
+        }
+    }
+    free_case(&s);
+}
+
+typedef struct pools {
+    conv_threadpool *p[3];
+} pools;
+
+static int pools_setup(void **state)
+{
+    pools *ps = calloc(1, sizeof *ps);
+    if (!ps) return -1;
+    ps->p[0] = NULL;
+    if (conv_threadpool_create(2, &ps->p[1], NULL) || conv_threadpool_create(3, &ps->p[2], NULL)) return -1;
+    *state = ps;
+    return 0;
+}
+
+static int pools_teardown(void **state)
+{
+    pools *ps = *state;
+    conv_threadpool_destroy(ps->p[1]);
+    conv_threadpool_destroy(ps->p[2]);
+    free(ps);
+    return 0;
+}
+
+static void test_cases_match_direct(void **state)
+{
+    pools *ps = *state;
+    for (size_t i = 0; i < sizeof fixed_cases / sizeof *fixed_cases; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "case %zu", i);
+        run_case(&fixed_cases[i], ps->p, label);
+    }
+}
+
+static void test_every_width(void **state)
+{
+    pools *ps = *state;
+    const conv_activation acts[] = {NOACT, RELU, RELU6};
+    for (int64_t stride = 1; stride <= 2; stride++)
+        for (int64_t w = 1; w <= 20; w++) {
+            dw_case k = width_case(w, stride, acts[w % 3]);
+            run_case(&k, ps->p, "width");
+        }
+}
+
+static void test_every_activation(void **state)
+{
+    pools *ps = *state;
+    const conv_activation acts[] = {NOACT, RELU, RELU6};
+    for (int a = 0; a < 3; a++)
+        for (int bias = 0; bias < 2; bias++) {
+            dw_case k = {2, 3, 2, 13, 29, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, bias == 1, acts[a]};
+            run_case(&k, ps->p, "activation");
+            k.sh = k.sw = 2;
+            run_case(&k, ps->p, "activation s2");
+        }
+}
+
+/* NaN inputs stay NaN through ReLU/ReLU6, in the interior and on the border,
+ * exactly where the reference has them. */
+static void test_nan_passes_through(void **state)
+{
+    (void)state;
+    for (int act = RELU; act <= RELU6; act++) {
+        dw_case k = {1, 2, 1, 12, 26, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, (conv_activation)act};
+        dw_setup s;
+        setup_case(&k, &s);
+        s.x[0] = NAN;                 /* a corner: border outputs */
+        s.x[12 * 26 + 6 * 26 + 13] = NAN; /* channel 1, interior */
+        conv_run_args ra = {.params = &s.p, .weight = s.w, .bias = s.b, .input = s.x, .output = s.ref,
+                            .in = s.in, .out = s.out};
+        conv_kernel_direct.run(&ra);
+        size_t nans = 0;
+        for (size_t i = 0; i < s.out_n; i++) nans += isnan(s.ref[i]);
+        assert_int_equal(nans, 4 + 9);
+        for (int path = 0; path < 2; path++) {
+            if (path == 0 && !conv_cpu()->avx2_fma) continue;
+            ra.output = s.got;
+            ra.packed = path == 0 ? s.packed : NULL;
+            conv_dwconv_run_isa(&ra, path == 0);
+            for (size_t i = 0; i < s.out_n; i++) {
+                assert_int_equal(isnan(s.got[i]) != 0, isnan(s.ref[i]) != 0);
+                if (!isnan(s.ref[i])) assert_true(fabsf(s.got[i] - s.ref[i]) <= 1e-4f);
+            }
+        }
+        free_case(&s);
+    }
+}
+
+static void test_supports_only_depthwise(void **state)
+{
+    (void)state;
+    conv_params p = {.in_channels = 8, .out_channels = 16, .groups = 8, .kernel_h = 3, .kernel_w = 3,
+                     .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1};
+    assert_true(conv_kernel_depthwise.supports(&p));
+    p.groups = 4; /* two input channels per group */
+    assert_false(conv_kernel_depthwise.supports(&p));
+    p.groups = 1;
+    assert_false(conv_kernel_depthwise.supports(&p));
+    p.in_channels = 1, p.out_channels = 3; /* one channel, multiplier 3: depthwise too */
+    assert_true(conv_kernel_depthwise.supports(&p));
+    assert_ptr_equal(conv_kernel_for(CONV_ALGO_DEPTHWISE), &conv_kernel_depthwise);
+}
+
+/* ------------------------------------------------ through the model API */
+
+/* a one-layer model of s run on in; *algo (optional) gets the algorithm it ran */
+static conv_status run_model(const conv_layer_spec *s, const conv_tensor *in, conv_tensor *out,
+                             conv_algorithm *algo, conv_error *err)
+{
+    conv_param_desc d[CONV_MAX_LAYER_PARAMS];
+    size_t nd = conv_layer_param_descs(s, d);
+    conv_named_tensor w[CONV_MAX_LAYER_PARAMS];
+    char names[CONV_MAX_LAYER_PARAMS][32];
+    uint32_t saved = rng_state;
+    rng_state = 77; /* the same weights on every call */
+    for (size_t i = 0; i < nd; i++) {
+        snprintf(names[i], sizeof names[i], "0.%s", d[i].suffix);
+        w[i] = (conv_named_tensor){.name = names[i], .is_float = true};
+        assert_int_equal(conv_tensor_alloc(&w[i].tensor, d[i].rank, d[i].dims, NULL), CONV_OK);
+        for (size_t k = 0; k < conv_tensor_numel(&w[i].tensor); k++) w[i].tensor.data[k] = rnd();
+    }
+    rng_state = saved;
+    conv_model *m = NULL;
+    conv_status st = conv_model_create(s, 1, w, nd, NULL, &m, err);
+    if (st == CONV_OK) {
+        conv_model_stats stats;
+        conv_layer_stats layer;
+        stats.layers = &layer;
+        st = conv_model_run_alloc(m, in, out, NULL, &stats, err);
+        if (st == CONV_OK && algo) *algo = layer.algorithm;
+    }
+    conv_model_destroy(m);
+    for (size_t i = 0; i < nd; i++) conv_tensor_free(&w[i].tensor);
+    return st;
+}
+
+static void test_model_layer(void **state)
+{
+    (void)state;
+    conv_layer_spec s;
+    conv_layer_spec_init(&s, CONV_LAYER_CONV2D);
+    s.in_channels = 6, s.out_channels = 12, s.groups = 6;
+    s.kernel_size[0] = 4, s.kernel_size[1] = 2;
+    s.padding_kind = CONV_PADDING_SAME; /* even kernel: pads differ top/bottom */
+    s.bias = true;
+    int64_t dims[4] = {2, 6, 15, 21};
+    conv_tensor in, ref, out;
+    assert_int_equal(conv_tensor_alloc(&in, 4, dims, NULL), CONV_OK);
+    for (size_t i = 0; i < conv_tensor_numel(&in); i++) in.data[i] = rnd();
+    conv_error err;
+    s.algorithm = CONV_ALGO_DIRECT;
+    assert_int_equal(run_model(&s, &in, &ref, NULL, &err), CONV_OK);
+    conv_algorithm algo;
+    for (int forced = 0; forced < 2; forced++) {
+        s.algorithm = forced ? CONV_ALGO_DEPTHWISE : CONV_ALGO_AUTO;
+        algo = CONV_ALGO_AUTO;
+        assert_int_equal(run_model(&s, &in, &out, &algo, &err), CONV_OK);
+        assert_int_equal(algo, CONV_ALGO_DEPTHWISE); /* the heuristic picks it too */
+        assert_int_equal(out.dims[2], 15), assert_int_equal(out.dims[3], 21);
+        double scale = 0, worst = 0;
+        for (size_t i = 0; i < conv_tensor_numel(&ref); i++) scale = fmax(scale, fabs(ref.data[i]));
+        for (size_t i = 0; i < conv_tensor_numel(&ref); i++)
+            worst = fmax(worst, fabs(out.data[i] - ref.data[i]));
+        assert_true(worst <= 1e-5 * scale);
+        conv_tensor_free(&out);
+    }
+    /* a grouped but not depthwise convolution cannot be forced onto it */
+    s.groups = 3;
+    s.algorithm = CONV_ALGO_DEPTHWISE;
+    assert_int_equal(run_model(&s, &in, &out, NULL, &err), CONV_UNSUPPORTED_ALGORITHM);
+    assert_non_null(strstr(err.message, "depthwise"));
+    conv_tensor_free(&in);
+    conv_tensor_free(&ref);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases_match_direct),
+        cmocka_unit_test(test_every_width),
+        cmocka_unit_test(test_every_activation),
+        cmocka_unit_test(test_nan_passes_through),
+        cmocka_unit_test(test_supports_only_depthwise),
+        cmocka_unit_test(test_model_layer),
+    };
+    return cmocka_run_group_tests(tests, pools_setup, pools_teardown);
+}
