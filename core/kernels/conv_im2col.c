@@ -8,6 +8,7 @@
  * taps or few outputs per group, where sgemm's packing dominates) go to the
  * AVX2 implicit GEMM, which reads the padded input in place. */
 #include <cblas.h>
+#include <string.h>
 
 #include "core/kernels/gemm_common.h"
 
@@ -100,7 +101,7 @@ static void unfold_tile(const conv_params *p, const conv_run_args *a, const floa
                     int64_t ih = oh * p->stride_h - p->pad_top + ky * p->dilation_h;
                     int64_t iw0 = ow * sw - p->pad_left + kx * p->dilation_w;
                     if (ih < 0 || ih >= ih_n) {
-                        for (int64_t i = 0; i < run; i++) dst[j + i] = 0.0f;
+                        memset(dst + j, 0, (size_t)run * sizeof(float));
                     } else {
                         const float *row = plane + ih * iw_n;
                         /* the columns whose input lands inside the row */
@@ -109,13 +110,13 @@ static void unfold_tile(const conv_params *p, const conv_run_args *a, const floa
                         if (lo > run) lo = run;
                         if (hi > run) hi = run;
                         if (hi < lo) hi = lo;
-                        for (int64_t i = 0; i < lo; i++) dst[j + i] = 0.0f;
+                        memset(dst + j, 0, (size_t)lo * sizeof(float));
                         if (sw == 1) {
-                            for (int64_t i = lo; i < hi; i++) dst[j + i] = row[iw0 + i];
+                            memcpy(dst + j + lo, row + iw0 + lo, (size_t)(hi - lo) * sizeof(float));
                         } else {
                             for (int64_t i = lo; i < hi; i++) dst[j + i] = row[iw0 + i * sw];
                         }
-                        for (int64_t i = hi; i < run; i++) dst[j + i] = 0.0f;
+                        memset(dst + j + hi, 0, (size_t)(run - hi) * sizeof(float));
                     }
                     j += run;
                     ow = 0;

@@ -195,6 +195,15 @@ static void ig_task(void *ctx, size_t task, int thread)
     __m256 acc[IG_ROWS][IG_VECS];
     for (int64_t j0 = chunk * job->g.chunk; j0 < j_end; j0 += IG_BLOCK) {
         int64_t valid = j_end - j0;
+        /* The first output channels of a block wait on every tap's input
+         * row, one stream per input channel: more streams than the hardware
+         * prefetcher follows. Fetch the next block's rows while this one runs. */
+        if (valid > IG_BLOCK)
+            for (int64_t t = 0; t < job->k; t++) {
+                const char *next = (const char *)(in + job->offset[t] + j0 + IG_BLOCK);
+                for (int line = 0; line <= IG_BLOCK * (int)sizeof(float) / 64; line++)
+                    _mm_prefetch(next + 64 * line, _MM_HINT_T0);
+            }
         bool full = valid >= IG_BLOCK;
         int64_t oc = 0;
         for (; oc + IG_ROWS <= cout_g; oc += IG_ROWS) {
