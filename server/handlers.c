@@ -839,6 +839,18 @@ static void attach(request *req, infer_job *j, double t0)
     req->job_free = infer_job_free;
 }
 
+/* What one run of the job touches: input, output and workspace (sizes
+ * within the limits checked when it was planned). */
+static size_t job_bytes(const infer_job *j, int threads)
+{
+    int64_t out_shape[4];
+    size_t in_elems = 0, out_elems = 0;
+    conv_plan_output_shape(j->plan, out_shape);
+    conv_dims_product(j->input.dims, 4, &in_elems);
+    conv_dims_product(out_shape, 4, &out_elems);
+    return (in_elems + out_elems) * sizeof(float) + conv_plan_workspace_size(j->plan, threads);
+}
+
 /* POST /v1/models/{name}/infer */
 static job *handle_model_infer(request *req)
 {
@@ -887,6 +899,7 @@ static job *handle_model_infer(request *req)
         return NULL;
     }
     memcpy(j->base.batch_dims, j->input.dims, sizeof j->base.batch_dims);
+    j->base.batch_bytes = job_bytes(j, (int)srv->cfg->threads_per_job);
     attach(req, j, t0);
     return &j->base;
 }

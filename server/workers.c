@@ -99,13 +99,30 @@ static bool same_batch(const job *a, const job *b)
     return b->batch_key == a->batch_key && !memcmp(a->batch_dims, b->batch_dims, sizeof a->batch_dims);
 }
 
-/* Queued jobs (after the head) that could join head's batch, up to max. */
+static bool fits(size_t batch_bytes, const job *q)
+{
+    return batch_bytes <= WORKERS_BATCH_MAX_BYTES && q->batch_bytes <= WORKERS_BATCH_MAX_BYTES - batch_bytes;
+}
+
+/* How many jobs head's batch would hold now (head included), up to max. */
 static int count_batchable(const job *head, double now, int max)
 {
     int n = 1;
-    for (const job *q = head->next; q && n < max; q = q->next)
-        n += same_batch(head, q) && !(q->deadline > 0 && now >= q->deadline);
+    size_t bytes = head->batch_bytes;
+    for (const job *q = head->next; q && n < max && fits(bytes, q); q = q->next)
+        if (same_batch(head, q) && !(q->deadline > 0 && now >= q->deadline)) {
+            n++;
+            bytes += q->batch_bytes;
+        }
     return n;
+}
+
+/* the largest batch head can be part of, given the byte budget */
+static int batch_capacity(const job *head, int max_batch)
+{
+    if (!head->batch_bytes) return max_batch;
+    size_t n = WORKERS_BATCH_MAX_BYTES / head->batch_bytes;
+    return n < 1 ? 1 : n < (size_t)max_batch ? (int)n : max_batch;
 }
 
 /* Unlinks from the queue the jobs that join head (already unlinked) and
@@ -114,7 +131,8 @@ static void gather_batch(workers *w, job *head, double now)
 {
     job **link = &w->queue_head, *prev = NULL, **tail = &head->batch_next;
     int n = 1;
-    while (*link && n < w->max_batch) {
+    size_t bytes = head->batch_bytes;
+    while (*link && n < w->max_batch && fits(bytes, *link)) {
         job *q = *link;
         if (!same_batch(head, q) || (q->deadline > 0 && now >= q->deadline)) {
             prev = q;
@@ -126,6 +144,7 @@ static void gather_batch(workers *w, job *head, double now)
         atomic_fetch_sub(&w->waiting, 1);
         q->next = NULL;
         q->batch_index = n++;
+        bytes += q->batch_bytes;
         *tail = q;
         tail = &q->batch_next;
     }
@@ -141,7 +160,8 @@ static bool hold_for_batch(workers *w, job *head, double now)
 {
     if (w->batch_delay_s <= 0 || !head->batch_key || w->max_batch <= 1) return false;
     double until = head->t_submitted + w->batch_delay_s;
-    if (now >= until || count_batchable(head, now, w->max_batch) >= w->max_batch) return false;
+    int capacity = batch_capacity(head, w->max_batch);
+    if (capacity <= 1 || now >= until || count_batchable(head, now, capacity) >= capacity) return false;
     uint64_t ms = (uint64_t)((until - now) * 1e3) + 1;
     uv_timer_start(&w->batch_wait, on_batch_wait, ms, 0);
     return true;

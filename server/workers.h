@@ -24,7 +24,13 @@
  *     its own done(). With batch_delay_us > 0 the head waits (and blocks the
  *     FIFO behind it) until the batch is full or it has waited that long;
  *     the wait is timed by a libuv timer, so it is rounded up to whole ms.
+ *     A batch also stops growing once its jobs' batch_bytes add up to more
+ *     than WORKERS_BATCH_MAX_BYTES: on a small machine the batched kernels
+ *     are slower per image as soon as a run's data leaves the caches (see
+ *     bench/RESULTS.md, "Dynamic batching"), so batching pays only for jobs
+ *     whose per-request costs outweigh their computation.
  */
+#define WORKERS_BATCH_MAX_BYTES ((size_t)1 << 20)
 #ifndef CONVD_SERVER_WORKERS_H
 #define CONVD_SERVER_WORKERS_H
 
@@ -78,6 +84,7 @@ struct job {
     bool internal;                        /* warm-up jobs: never refused for a full queue */
     const void *batch_key;                /* NULL: never batched */
     int64_t batch_dims[4];                /* jobs batch only with equal key and dims */
+    size_t batch_bytes;                   /* memory one run of this job alone touches */
     /* set by the pool */
     job_outcome outcome;
     double t_submitted, t_started, t_finished; /* clock_seconds() */

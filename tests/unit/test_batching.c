@@ -1,7 +1,8 @@
 /* test_batching.c — dynamic batching in `convd serve`: many concurrent
  * clients with different inputs to one repository model each get their own
  * rows, bit-equal to the core run alone, while replies show batch_size > 1;
- * batching stays off with --max-batch 1 and for inline /v1/conv2d layers.
+ * batching stays off with --max-batch 1, for jobs whose data passes the
+ * batch byte budget and for inline /v1/conv2d layers.
  * Starts the binary (CONVD_BIN, default build/convd) on an ephemeral port. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -204,6 +205,7 @@ typedef struct client {
     const conv_model *core_model; /* the same model, run in-process for the expected rows */
     int index;
     int n_rows;                   /* the batch dimension this client sends */
+    int hw;                       /* its images' height and width */
     int mismatches, failures;
     int max_batch_seen, min_batch_seen;
 } client;
@@ -217,7 +219,7 @@ static void *client_main(void *arg)
     snprintf(path, sizeof path, "/v1/models/%s/infer", cl->model);
     static const char *const headers[] = {"Content-Type: application/x-npy", "Accept: application/x-npy", NULL};
     for (int r = 0; r < ROUNDS; r++) {
-        int64_t shape[4] = {cl->n_rows, 3, 128, 128};
+        int64_t shape[4] = {cl->n_rows, 3, cl->hw, cl->hw};
         conv_tensor input, want;
         uint8_t *body, *want_npy;
         size_t len, want_len;
@@ -225,7 +227,7 @@ static void *client_main(void *arg)
             cl->failures++;
             continue;
         }
-        random_init_fill((uint64_t)(1000 * cl->index + r + 1), input.data, (size_t)cl->n_rows * 3 * 128 * 128);
+        random_init_fill((uint64_t)(1000 * cl->index + r + 1), input.data, (size_t)cl->n_rows * 3 * cl->hw * cl->hw);
         if (npy_serialize(&input, &body, &len, NULL) ||
             conv_model_run_alloc(cl->core_model, &input, &want, NULL, NULL, NULL)) {
             cl->failures++;
@@ -256,8 +258,9 @@ typedef struct run_result {
     int mismatches, failures, max_batch, min_batch;
 } run_result;
 
-/* CLIENTS threads, ROUNDS requests each, to model; client i sends rows_of(i) rows */
-static run_result run_clients(const server_proc *s, const char *model, bool mixed_rows)
+/* CLIENTS threads, ROUNDS requests each, to model with hw x hw images; with
+ * mixed_rows every other client sends 2 rows instead of 1 */
+static run_result run_clients(const server_proc *s, const char *model, bool mixed_rows, int hw)
 {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/%s", examples_dir(), model);
@@ -268,7 +271,7 @@ static run_result run_clients(const server_proc *s, const char *model, bool mixe
     pthread_t threads[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
         clients[i] = (client){.port = s->port, .model = model, .core_model = md.model, .index = i,
-                              .n_rows = mixed_rows && i % 2 ? 2 : 1};
+                              .n_rows = mixed_rows && i % 2 ? 2 : 1, .hw = hw};
         assert_int_equal(pthread_create(&threads[i], NULL, client_main, &clients[i]), 0);
     }
     run_result res = {.min_batch = 1 << 30};
@@ -308,7 +311,9 @@ static void test_batched_rows_equal_unbatched(void **state)
     (void)state;
     /* the delay lets batches fill even on a loaded machine */
     server_proc *s = server_start("--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
-    run_result r = run_clients(s, "standard_classic", false);
+    /* small images: the server batches only while a batch's data stays
+     * within WORKERS_BATCH_MAX_BYTES (1 MiB) */
+    run_result r = run_clients(s, "standard_classic", false, 32);
     assert_int_equal(r.failures, 0);
     assert_int_equal(r.mismatches, 0);
     assert_true(r.max_batch > 1);
@@ -326,7 +331,7 @@ static void test_mixed_shapes_are_not_merged(void **state)
 {
     (void)state;
     server_proc *s = server_start("--max-batch", "4", "--batch-delay-us", "20000", "--workers", "1", NULL);
-    run_result r = run_clients(s, "separable_classic", true);
+    run_result r = run_clients(s, "separable_classic", true, 32);
     assert_int_equal(r.failures, 0);
     assert_int_equal(r.mismatches, 0);
     assert_true(r.max_batch > 1);
@@ -338,11 +343,24 @@ static void test_max_batch_1_is_off(void **state)
 {
     (void)state;
     server_proc *s = server_start("--max-batch", "1", "--batch-delay-us", "20000", "--workers", "1", NULL);
-    run_result r = run_clients(s, "standard_classic", false);
+    run_result r = run_clients(s, "standard_classic", false, 32);
     assert_int_equal(r.failures, 0);
     assert_int_equal(r.mismatches, 0);
     assert_int_equal(r.max_batch, 1);
     assert_int_equal(r.min_batch, 1);
+    server_stop(s);
+}
+
+/* 128x128: input, output and im2col workspace of one job pass 1 MiB, so
+ * such jobs run alone however many wait */
+static void test_large_jobs_run_alone(void **state)
+{
+    (void)state;
+    server_proc *s = server_start("--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
+    run_result r = run_clients(s, "standard_classic", false, 128);
+    assert_int_equal(r.failures, 0);
+    assert_int_equal(r.mismatches, 0);
+    assert_int_equal(r.max_batch, 1);
     server_stop(s);
 }
 
@@ -402,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_batched_rows_equal_unbatched),
         cmocka_unit_test(test_mixed_shapes_are_not_merged),
         cmocka_unit_test(test_max_batch_1_is_off),
+        cmocka_unit_test(test_large_jobs_run_alone),
         cmocka_unit_test(test_inline_layers_never_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
