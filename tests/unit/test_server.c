@@ -391,7 +391,7 @@ static char *tensor_json(const conv_tensor *t, json_tensor_encoding enc)
 
 /* An inline model of `layers` 3x3 Conv2d 32->32 on 1x32x128x128 (0.3 GFLOP
  * each): small enough for a 1 MiB body limit, slow enough to hold a worker. */
-static char *slow_request(int layers)
+static char *slow_request_with(int layers, const char *algorithm)
 {
     size_t cap = 4096 + (size_t)layers * 256;
     char *b = malloc(cap);
@@ -400,8 +400,8 @@ static char *slow_request(int layers)
     for (int i = 0; i < layers; i++)
         n += (size_t)snprintf(b + n, cap - n,
                               "%s{\"type\": \"Conv2d\", \"in_channels\": 32, \"out_channels\": 32, \"kernel_size\": 3, "
-                              "\"padding\": 1}",
-                              i ? ", " : "");
+                              "\"padding\": 1, \"algorithm\": \"%s\"}",
+                              i ? ", " : "", algorithm);
     n += (size_t)snprintf(b + n, cap - n, "]}, \"weights\": {");
     for (int i = 0; i < layers; i++)
         n += (size_t)snprintf(b + n, cap - n, "%s\"%d.weight\": {\"init\": \"random\"}, \"%d.bias\": {\"init\": \"random\"}",
@@ -409,6 +409,8 @@ static char *slow_request(int layers)
     snprintf(b + n, cap - n, "}, \"input\": {\"shape\": [1, 32, 128, 128], \"init\": \"random\"}}");
     return b;
 }
+
+static char *slow_request(int layers) { return slow_request_with(layers, "auto"); }
 
 static char *slow_body;
 
@@ -752,7 +754,9 @@ static void test_conv2d_inline(void **state)
     core_layer(sep, sshape, 3, sep_seeds, &want);
     conv_param_desc d[CONV_MAX_LAYER_PARAMS];
     conv_layer_spec spec;
-    assert_int_equal(layer_spec_from_json(json_loads(sep, 0, NULL), "layer", &spec, NULL), CONV_OK);
+    json_t *sep_json = json_loads(sep, 0, NULL);
+    assert_int_equal(layer_spec_from_json(sep_json, "layer", &spec, NULL), CONV_OK);
+    json_decref(sep_json);
     size_t n = conv_layer_param_descs(&spec, d);
     assert_int_equal(n, 4);
     char weights[512] = "";
@@ -1075,7 +1079,10 @@ static void test_deadline_504(void **state)
 {
     (void)state;
     server_proc *s = server_start("--workers", "1", "--request-timeout-ms", "200", NULL);
-    client_arg a = {s, 0, "/v1/infer", slow_body, NULL, 0, false};
+    /* the running job must outlast the 200 ms deadline on any machine: 16
+     * layers of 0.3 GFLOP on the reference kernel take well over a second */
+    char *slower = slow_request_with(16, "direct");
+    client_arg a = {s, 0, "/v1/infer", slower, NULL, 0, false};
     pthread_t ta;
     assert_int_equal(pthread_create(&ta, NULL, client_main, &a), 0);
     wait_metric_at_least(s, "convd_inflight_jobs", 1, 10);
@@ -1089,6 +1096,7 @@ static void test_deadline_504(void **state)
     pthread_join(ta, NULL);
     /* the slow one itself started before its deadline and completes */
     assert_int_equal(a.status, 200);
+    free(slower);
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
