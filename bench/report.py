@@ -253,10 +253,31 @@ def main():
         lines += [f"- {r['tool']} on `{r['entry']}` with {r['threads']} threads (pass {r['pass']}): {r['error']}"
                   for r in errors]
         lines.append("")
+    lines += kept_sections(a.markdown, {l for l in lines if l.startswith("## ")})
     with open(a.markdown, "w") as f:
         f.write("\n".join(lines))
     print(f"\nwrote {a.markdown}", file=sys.stderr)
     return 0
+
+
+def kept_sections(path, generated):
+    """The "## " sections of an existing RESULTS.md that this report does not
+    write (service overhead, batching, load tool...): other measurements live
+    in the same file and a bench run must not drop them."""
+    try:
+        with open(path) as f:
+            old = f.read().split("\n")
+    except OSError:
+        return []
+    kept, keep = [], False
+    for line in old:
+        if line.startswith("## "):
+            keep = line not in generated and line != "## Failures"
+        elif line.startswith("# "):
+            keep = False
+        if keep:
+            kept.append(line)
+    return kept
 
 
 if __name__ == "__main__":
