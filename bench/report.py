@@ -253,7 +253,8 @@ def main():
         lines += [f"- {r['tool']} on `{r['entry']}` with {r['threads']} threads (pass {r['pass']}): {r['error']}"
                   for r in errors]
         lines.append("")
-    lines += kept_sections(a.markdown, {l for l in lines if l.startswith("## ")})
+    written = "\n".join(lines).split("\n")  # some entries hold several lines
+    lines += kept_sections(a.markdown, {l for l in written if l.startswith("## ")})
     with open(a.markdown, "w") as f:
         f.write("\n".join(lines))
     print(f"\nwrote {a.markdown}", file=sys.stderr)
