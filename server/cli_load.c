@@ -2,17 +2,18 @@
  * and `convd load --compare separable`, which loads the service with a
  * standard and the equivalent separable convolution and writes a report.
  *
- * Design: one thread drives libcurl's multi interface. Each connection is one
- * easy handle, configured once and re-added for every request, so its
- * keep-alive connection stays in the multi handle's pool. Readiness comes
- * from libcurl's socket API on our own epoll set (curl_multi_socket_action)
- * rather than curl_multi_poll + curl_multi_perform: those visit every handle
- * on each wake-up, which costs O(connections) per reply and would make the
- * client the bottleneck with hundreds of open-loop connections.
- * Closed loop (--concurrency C): C handles, each starting its next request as
- * soon as its reply is in. Open loop (--rate R): request k is due at
- * t0 + k/R; it takes an idle handle (a new one while fewer than
- * --max-inflight exist) or, when all are busy, is counted as not sent; its
+ * Design: one thread runs a libuv loop over keep-alive TCP connections
+ * (server/load_http.h). The request is serialised once per run and every
+ * connection writes the same bytes; replies are parsed in place as they are
+ * read. This replaced libcurl's multi interface, whose per-request URL
+ * re-parse, allocations and extra polls made the client, not the server, the
+ * bottleneck (0.68x of wrk's requests/s on /healthz). Plain http:// only:
+ * convd serve has no TLS.
+ * Closed loop (--concurrency C): C connections, each starting its next
+ * request as soon as its reply is in. Open loop (--rate R): request k is due
+ * at t0 + k/R, sent from a timer; it takes an idle connection (a new one
+ * while fewer than --max-inflight exist) or, when all are busy, is counted
+ * as not sent; its
  * latency runs from the time it was due, not from when it went out, so a
  * stalled server cannot hide its stall by slowing the client down
  * (coordinated omission, corrected as wrk2 does).
@@ -21,21 +22,23 @@
  * "stats" object, found by scanning the body as it streams past (no JSON
  * parse, nothing of a multi-MB reply is kept). */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "core/conv.h"
 #include "proto/fileio.h"
 #include "server/cli.h"
 #include "server/load_hdr.h"
+#include "server/load_http.h"
 #include "server/load_report.h"
 
 static const char load_usage[] =
@@ -45,9 +48,10 @@ static const char load_usage[] =
     "                  [--duration S] [--out DIR]\n"
     "\n"
     "Sends HTTP/1.1 requests over keep-alive connections and reports throughput,\n"
-    "latency percentiles (HDR histogram, ~0.4%% precision), errors by status, bytes,\n"
+    "latency percentiles (HDR histogram, ~0.4% precision), errors by status, bytes,\n"
     "and the server's queue/compute times read from each reply's \"stats\".\n"
-    "  --url URL            target; with --layer or --compare the server base URL\n"
+    "  --url URL            http://HOST[:PORT]/PATH (no https: convd serve has no TLS); with\n"
+    "                       --layer or --compare the server base URL\n"
     "                       (\"/v1/conv2d?encoding=b64\" is appended) or a /v1/conv2d URL\n"
     "  --concurrency C      closed loop: C connections, each sending its next request\n"
     "                       when the previous reply is in (default 1)\n"
@@ -77,11 +81,9 @@ enum {
     MAX_LEVELS = 32,
     MAX_SHAPES = 16,
     STATUS_SLOTS = 600, /* HTTP statuses 0..599 */
-    CURL_CODE_SLOTS = 128,
     STATS_KEY_LEN = 7,  /* strlen("\"stats\"") */
     STATS_KEEP = 1024, /* bytes kept from "stats" on: its top-level keys come first */
     DEFAULT_MAX_INFLIGHT = 1024,
-    POLL_MAX_MS = 100,
     WARMUP_REQUESTS = 2,
 };
 static const double DEFAULT_DURATION_S = 10.0;
@@ -108,7 +110,8 @@ typedef struct load_result {
     uint64_t transport_errors;
     uint64_t bytes_sent, bytes_received;
     uint64_t by_status[STATUS_SLOTS];
-    uint64_t by_curl_code[CURL_CODE_SLOTS];
+    uint64_t by_failure[LOAD_HTTP_FAILURE_COUNT]; /* transport errors by kind */
+    char first_failure[512];                       /* the first one's detail */
     uint64_t with_stats; /* replies that carried a server compute time */
     load_hdr latency, queue, compute;
 } load_result;
@@ -139,7 +142,9 @@ typedef struct load_plan {
     const char *body;
     size_t body_len;
     bool has_body;
-    struct curl_slist *headers;
+    const char *content_type; /* with a body */
+    const char *const *headers; /* "Name: value" */
+    size_t n_headers;
     long timeout_ms;
 } load_plan;
 
@@ -154,8 +159,11 @@ typedef struct load_limits {
 
 /* ------------------------------------------------------------ connections */
 
+typedef struct load_engine load_engine;
+
 typedef struct load_conn {
-    CURL *easy;
+    load_http_conn *http;
+    load_engine *engine;
     uint64_t start_ns; /* when the request was due (open loop) or sent (closed) */
     uint64_t body_bytes;
     double timing_queue_ms, timing_compute_ms; /* from Server-Timing, NaN if absent */
@@ -220,13 +228,11 @@ static void scan_for_stats(load_conn *c, const char *data, size_t n)
     }
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+static void on_body(void *user, const char *data, size_t n)
 {
     load_conn *c = user;
-    size_t n = size * nmemb;
     c->body_bytes += n;
     if (!c->stats_found || c->stats_len < STATS_KEEP) scan_for_stats(c, data, n);
-    return n;
 }
 
 /* "Server-Timing: queue;dur=0.1, compute;dur=2.5, total;dur=2.7" */
@@ -250,21 +256,17 @@ static void parse_server_timing(load_conn *c, const char *value)
     }
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
+static void on_header(void *user, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     load_conn *c = user;
-    size_t n = size * nmemb;
-    static const char key[] = "server-timing:";
-    if (n > sizeof key - 1 && !strncasecmp(data, key, sizeof key - 1)) {
+    static const char key[] = "server-timing";
+    if (name_len == sizeof key - 1 && !strncasecmp(name, key, name_len)) {
         char line[512];
-        size_t len = n - (sizeof key - 1);
-        if (len >= sizeof line) len = sizeof line - 1;
-        memcpy(line, data + sizeof key - 1, len);
+        size_t len = value_len < sizeof line - 1 ? value_len : sizeof line - 1;
+        memcpy(line, value, len);
         line[len] = '\0';
-        line[strcspn(line, "\r\n")] = '\0';
         parse_server_timing(c, line);
     }
-    return n;
 }
 
 /* the number after `key` (e.g. "\"compute_ms\"") following "\"stats\"" in
@@ -296,95 +298,58 @@ static void reply_server_times(load_conn *c, double *queue_ms, double *compute_m
     *compute_ms = stats_number(c->stats, c->stats_len, "\"compute_ms\"");
 }
 
-static load_conn *conn_new(const load_plan *plan)
+static load_conn *conn_new(load_engine *g, load_http_client *client)
 {
     load_conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->easy = curl_easy_init();
-    if (!c->easy) {
+    c->engine = g;
+    c->http = load_http_conn_new(client, c);
+    if (!c->http) {
         free(c);
         return NULL;
     }
-    CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, plan->url);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    /* a service is loaded directly: no proxy, and no proxy environment
-     * lookups on every request */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, plan->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    if (plan->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, plan->headers);
-    if (plan->has_body) {
-        /* shared by every handle, not copied: the plan outlives the run */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, plan->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plan->body_len);
-    }
-    if (plan->method && strcmp(plan->method, plan->has_body ? "POST" : "GET"))
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, plan->method);
     return c;
-}
-
-static void conn_free(load_conn *c)
-{
-    if (!c) return;
-    curl_easy_cleanup(c->easy);
-    free(c);
 }
 
 /* ------------------------------------------------------------ the engine */
 
-typedef struct load_engine {
-    const load_plan *plan;
+struct load_engine {
     const load_limits *limits;
     load_result *result;
-    CURLM *multi;
-    int epoll_fd;
-    uint64_t timer_due_ns; /* libcurl's next timeout; UINT64_MAX: none */
+    uv_loop_t loop;
+    load_http_client *client;
+    uv_timer_t schedule; /* open loop: fires when the next request is due */
+    uv_timer_t progress;
     load_conn **conns, **idle;
     size_t n_conns, n_idle, max_conns;
     uint64_t inflight;
-} load_engine;
-
-/* libcurl tells which sockets to watch for what; they go into our epoll set */
-static int on_socket(CURL *easy, curl_socket_t fd, int what, void *user, void *socket_data)
-{
-    (void)easy, (void)socket_data;
-    load_engine *g = user;
-    if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-        return 0;
-    }
-    struct epoll_event ev = {.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-                                       ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
-                             .data.fd = fd};
-    if (epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
-        epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
-    return 0;
-}
-
-static int on_timer(CURLM *multi, long timeout_ms, void *user)
-{
-    (void)multi;
-    load_engine *g = user;
-    g->timer_due_ns = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    return 0;
-}
+    uint64_t t0_ns, deadline_ns, last_done_ns;
+    double ns_per_request;
+    bool open_loop;
+    bool sending; /* open loop: requests are still due */
+    uint64_t tick_completed;
+};
 
 static load_conn *engine_take_conn(load_engine *g)
 {
     if (g->n_idle) return g->idle[--g->n_idle];
     if (g->n_conns == g->max_conns) return NULL;
-    load_conn *c = conn_new(g->plan);
+    load_conn *c = conn_new(g, g->client);
     if (c) g->conns[g->n_conns++] = c;
     return c;
 }
 
+static void record_failure(load_result *r, load_http_failure failure, const char *detail)
+{
+    r->completed++;
+    r->transport_errors++;
+    r->by_failure[failure]++;
+    if (!r->first_failure[0]) snprintf(r->first_failure, sizeof r->first_failure, "%s", detail);
+}
+
+/* Sends c's next request, due at due_ns. A request that cannot even be
+ * handed to the socket (no socket could be created) counts as a transport
+ * error at once; false then, and c stays with the caller. */
 static bool engine_start(load_engine *g, load_conn *c, uint64_t due_ns)
 {
     c->start_ns = due_ns;
@@ -392,33 +357,30 @@ static bool engine_start(load_engine *g, load_conn *c, uint64_t due_ns)
     c->carry_len = c->stats_len = 0;
     c->stats_found = false;
     c->timing_queue_ms = c->timing_compute_ms = NAN;
-    if (curl_multi_add_handle(g->multi, c->easy) != CURLM_OK) {
-        g->idle[g->n_idle++] = c;
+    g->result->scheduled++;
+    conv_error err;
+    if (load_http_conn_send(c->http, &err) != CONV_OK) {
+        record_failure(g->result, LOAD_HTTP_CONNECT, err.message);
         return false;
     }
     g->inflight++;
-    g->result->scheduled++;
     return true;
 }
 
-static void engine_record(load_engine *g, load_conn *c, CURLcode code, uint64_t done_ns)
+static void engine_finish_if_done(load_engine *g)
+{
+    if (g->inflight == 0 && (!g->open_loop || !g->sending)) uv_stop(&g->loop);
+}
+
+static void engine_record(load_engine *g, load_conn *c, load_http_failure failure, int status,
+                          const char *detail, uint64_t done_ns)
 {
     load_result *r = g->result;
-    r->completed++;
-    long request_size = 0, header_size = 0;
-    curl_off_t uploaded = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &request_size);
-    curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
-    curl_easy_getinfo(c->easy, CURLINFO_HEADER_SIZE, &header_size);
-    r->bytes_sent += (uint64_t)request_size + (uint64_t)uploaded;
-    r->bytes_received += (uint64_t)header_size + c->body_bytes;
-    if (code != CURLE_OK) {
-        r->transport_errors++;
-        r->by_curl_code[(unsigned)code < CURL_CODE_SLOTS ? (unsigned)code : CURL_CODE_SLOTS - 1]++;
+    if (failure != LOAD_HTTP_OK) {
+        record_failure(r, failure, detail ? detail : load_http_failure_name(failure));
         return;
     }
-    long status = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    r->completed++;
     r->by_status[status >= 0 && status < STATUS_SLOTS ? status : 0]++;
     if (status >= 200 && status < 300) r->ok++;
     load_hdr_record(&r->latency, done_ns > c->start_ns ? done_ns - c->start_ns : 0);
@@ -431,28 +393,49 @@ static void engine_record(load_engine *g, load_conn *c, CURLcode code, uint64_t 
     }
 }
 
-/* Records every finished transfer; in the closed loop the connection starts
- * its next request at once while the run may go on. */
-static void engine_collect(load_engine *g, uint64_t deadline, bool open_loop, uint64_t *last_done)
+/* a reply (or a transport error) for c: recorded; in the closed loop the
+ * connection starts its next request at once while the run goes on */
+static void on_done(void *user, load_http_conn *http, load_http_failure failure, int status, const char *detail)
 {
+    (void)http;
+    load_conn *c = user;
+    load_engine *g = c->engine;
+    uint64_t done = now_ns();
+    g->inflight--;
+    engine_record(g, c, failure, status, detail, done);
+    g->last_done_ns = done;
     const load_limits *lim = g->limits;
-    CURLMsg *msg;
-    int queued;
-    while ((msg = curl_multi_info_read(g->multi, &queued))) {
-        if (msg->msg != CURLMSG_DONE) continue;
-        load_conn *c = NULL;
-        CURL *easy = msg->easy_handle;
-        CURLcode code = msg->data.result;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&c);
-        uint64_t done = now_ns();
-        engine_record(g, c, code, done);
-        *last_done = done;
-        curl_multi_remove_handle(g->multi, easy);
-        g->inflight--;
-        if (open_loop || done >= deadline || g->result->scheduled >= lim->max_requests ||
-            !engine_start(g, c, done))
-            g->idle[g->n_idle++] = c;
+    if (!g->open_loop && done < g->deadline_ns && g->result->scheduled < lim->max_requests &&
+        engine_start(g, c, done))
+        return;
+    g->idle[g->n_idle++] = c;
+    engine_finish_if_done(g);
+}
+
+/* open loop: sends every request due by now, then sleeps until the next */
+static void on_schedule(uv_timer_t *t)
+{
+    load_engine *g = t->data;
+    const load_limits *lim = g->limits;
+    load_result *r = g->result;
+    uint64_t now = now_ns(), next_due = UINT64_MAX;
+    uint64_t k = r->scheduled + r->not_sent;
+    for (; k < lim->max_requests; k++) {
+        next_due = g->t0_ns + (uint64_t)((double)k * g->ns_per_request);
+        if (next_due > now || next_due >= g->deadline_ns) break;
+        load_conn *c = engine_take_conn(g);
+        if (!c) r->not_sent++;
+        else if (!engine_start(g, c, next_due)) g->idle[g->n_idle++] = c;
     }
+    g->sending = k < lim->max_requests && next_due < g->deadline_ns;
+    if (!g->sending) {
+        engine_finish_if_done(g);
+        return;
+    }
+    /* rounded up: a request goes out at most ~1 ms late, and its latency
+     * counts from when it was due anyway */
+    uint64_t wait_ms = (next_due - now + 999999) / 1000000;
+    uv_timer_start(t, on_schedule, wait_ms, 0);
 }
 
 static void print_progress(const load_result *r, double t_s, double rate_rps)
@@ -464,11 +447,12 @@ static void print_progress(const load_result *r, double t_s, double rate_rps)
     fflush(stderr);
 }
 
-static long ceil_ms(uint64_t from_ns, uint64_t to_ns)
+static void on_progress(uv_timer_t *t)
 {
-    if (to_ns <= from_ns) return 0;
-    uint64_t ms = (to_ns - from_ns + 999999) / 1000000;
-    return ms > POLL_MAX_MS ? POLL_MAX_MS : (long)ms;
+    load_engine *g = t->data;
+    print_progress(g->result, (double)(now_ns() - g->t0_ns) * 1e-9,
+                   (double)(g->result->completed - g->tick_completed));
+    g->tick_completed = g->result->completed;
 }
 
 /* Runs one load (closed or open loop) to its limits and fills result.
@@ -477,98 +461,91 @@ static bool run_load(const load_plan *plan, const load_limits *lim, load_result 
                      size_t err_len)
 {
     result_init(result);
-    bool open_loop = lim->rate > 0;
-    load_engine g = {.plan = plan, .limits = lim, .result = result, .timer_due_ns = UINT64_MAX};
-    g.max_conns = (size_t)(open_loop ? lim->max_inflight : lim->concurrency);
-    g.multi = curl_multi_init();
-    g.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    conv_error cerr = {{0}};
+    load_http_url url;
+    char *request = NULL;
+    size_t request_len = 0;
+    const char *method = plan->method ? plan->method : (plan->has_body ? "POST" : "GET");
+    load_engine g = {.limits = lim, .result = result, .open_loop = lim->rate > 0};
+    g.client = calloc(1, sizeof *g.client);
+    if (!g.client) {
+        snprintf(err, err_len, "out of memory");
+        return false;
+    }
+    if (load_http_parse_url(plan->url, &url, &cerr) != CONV_OK ||
+        load_http_resolve(&url, &g.client->addr, &cerr) != CONV_OK ||
+        load_http_build_request(method, &url, plan->headers, plan->n_headers, plan->content_type,
+                                plan->has_body ? plan->body : NULL, plan->body_len, &request, &request_len,
+                                &cerr) != CONV_OK) {
+        snprintf(err, err_len, "%s", cerr.message);
+        free(g.client);
+        return false;
+    }
+    int rc = uv_loop_init(&g.loop);
+    if (rc < 0) {
+        snprintf(err, err_len, "cannot start the event loop: %s", uv_strerror(rc));
+        free(request);
+        free(g.client);
+        return false;
+    }
+    load_http_client *cl = g.client;
+    cl->loop = &g.loop;
+    cl->request = request;
+    cl->request_len = request_len;
+    cl->head_request = !strcasecmp(method, "HEAD");
+    cl->timeout_ms = (uint64_t)plan->timeout_ms;
+    cl->on_header = on_header;
+    cl->on_body = on_body;
+    cl->on_done = on_done;
+    g.max_conns = (size_t)(g.open_loop ? lim->max_inflight : lim->concurrency);
     g.conns = calloc(g.max_conns, sizeof *g.conns);
     g.idle = calloc(g.max_conns, sizeof *g.idle);
-    bool ok = g.multi && g.epoll_fd >= 0 && g.conns && g.idle;
-    if (!ok) snprintf(err, err_len, "cannot set up %zu connections (out of memory or file descriptors)", g.max_conns);
-    if (ok) {
-        curl_multi_setopt(g.multi, CURLMOPT_MAXCONNECTS, (long)g.max_conns);
-        curl_multi_setopt(g.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-        curl_multi_setopt(g.multi, CURLMOPT_SOCKETDATA, &g);
-        curl_multi_setopt(g.multi, CURLMOPT_TIMERFUNCTION, on_timer);
-        curl_multi_setopt(g.multi, CURLMOPT_TIMERDATA, &g);
-    }
+    bool ok = g.conns && g.idle;
+    if (!ok) snprintf(err, err_len, "cannot set up %zu connections: out of memory", g.max_conns);
+    uv_timer_init(&g.loop, &g.schedule);
+    uv_timer_init(&g.loop, &g.progress);
+    g.schedule.data = g.progress.data = &g;
 
-    const uint64_t t0 = now_ns();
-    const uint64_t deadline =
-        lim->duration_s > 0 ? t0 + (uint64_t)(lim->duration_s * 1e9) : UINT64_MAX;
-    const double ns_per_request = open_loop ? 1e9 / lim->rate : 0;
-    uint64_t last_done = t0, next_tick = t0 + 1000000000ull, tick_completed = 0;
-    struct epoll_event events[256];
-    int running = 0;
-
-    if (ok && !open_loop) {
+    g.t0_ns = g.last_done_ns = now_ns();
+    g.deadline_ns = lim->duration_s > 0 ? g.t0_ns + (uint64_t)(lim->duration_s * 1e9) : UINT64_MAX;
+    g.ns_per_request = g.open_loop ? 1e9 / lim->rate : 0;
+    bool started = false;
+    if (ok && !g.open_loop) {
         for (long i = 0; i < lim->concurrency && result->scheduled < lim->max_requests; i++) {
             load_conn *c = engine_take_conn(&g);
-            if (!c || !engine_start(&g, c, now_ns())) {
-                snprintf(err, err_len, "cannot set up connection %ld", i + 1);
+            if (!c) {
+                snprintf(err, err_len, "cannot set up connection %ld: out of memory", i + 1);
                 ok = false;
                 break;
             }
+            if (engine_start(&g, c, now_ns())) started = true;
+            else g.idle[g.n_idle++] = c;
         }
+    } else if (ok) {
+        g.sending = true;
+        started = true;
+        uv_timer_start(&g.schedule, on_schedule, 0, 0);
     }
-    while (ok) {
-        uint64_t now = now_ns(), next_due = UINT64_MAX;
-        bool sending;
-        if (open_loop) {
-            uint64_t k = result->scheduled + result->not_sent;
-            for (; k < lim->max_requests; k++) {
-                next_due = t0 + (uint64_t)((double)k * ns_per_request);
-                if (next_due > now || next_due >= deadline) break;
-                load_conn *c = engine_take_conn(&g);
-                if (!c || !engine_start(&g, c, next_due)) result->not_sent++;
-            }
-            sending = k < lim->max_requests && next_due < deadline;
-            if (!sending) next_due = UINT64_MAX;
-        } else {
-            sending = now < deadline && result->scheduled < lim->max_requests;
-        }
-        if (g.timer_due_ns <= now) {
-            g.timer_due_ns = UINT64_MAX;
-            curl_multi_socket_action(g.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-            engine_collect(&g, deadline, open_loop, &last_done);
-        }
-        /* a closed loop with nothing in flight starts nothing more */
-        if (g.inflight == 0 && (!sending || !open_loop)) break;
+    if (ok && lim->progress) uv_timer_start(&g.progress, on_progress, 1000, 1000);
+    if (ok && started) uv_run(&g.loop, UV_RUN_DEFAULT);
+    if (lim->progress && now_ns() - g.t0_ns >= 1000000000ull) fputs("\r\033[K", stderr);
+    result->elapsed_s = (double)((result->completed ? g.last_done_ns : now_ns()) - g.t0_ns) * 1e-9;
+    result->bytes_sent = cl->bytes_sent;
+    result->bytes_received = cl->bytes_received;
 
-        now = now_ns();
-        /* rounded up: an open-loop request goes out at most 1 ms late, and
-         * its latency counts from when it was due anyway */
-        long timeout_ms = POLL_MAX_MS;
-        uint64_t wake = g.timer_due_ns < next_due ? g.timer_due_ns : next_due;
-        if (lim->progress && next_tick < wake) wake = next_tick;
-        if (wake != UINT64_MAX) timeout_ms = ceil_ms(now, wake);
-        int n = epoll_wait(g.epoll_fd, events, (int)(sizeof events / sizeof events[0]), (int)timeout_ms);
-        for (int i = 0; i < n; i++) {
-            int mask = ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
-                       ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
-                       ((events[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-            curl_multi_socket_action(g.multi, events[i].data.fd, mask, &running);
-        }
-        if (n > 0) engine_collect(&g, deadline, open_loop, &last_done);
-        if (lim->progress && now_ns() >= next_tick) {
-            print_progress(result, (double)(now_ns() - t0) * 1e-9,
-                           (double)(result->completed - tick_completed));
-            tick_completed = result->completed;
-            next_tick += 1000000000ull;
-        }
-    }
-    if (lim->progress && now_ns() - t0 >= 1000000000ull) fputs("\r\033[K", stderr);
-    result->elapsed_s = (double)((result->completed ? last_done : now_ns()) - t0) * 1e-9;
-
+    /* requests still out when the loop stopped early are dropped unanswered */
     for (size_t i = 0; i < g.n_conns; i++) {
-        if (g.multi) curl_multi_remove_handle(g.multi, g.conns[i]->easy);
-        conn_free(g.conns[i]);
+        load_http_conn_close(g.conns[i]->http);
+        free(g.conns[i]);
     }
-    if (g.multi) curl_multi_cleanup(g.multi);
-    if (g.epoll_fd >= 0) close(g.epoll_fd);
+    uv_close((uv_handle_t *)&g.schedule, NULL);
+    uv_close((uv_handle_t *)&g.progress, NULL);
+    uv_run(&g.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&g.loop);
     free(g.conns);
     free(g.idle);
+    free(request);
+    free(cl);
     return ok;
 }
 
@@ -598,10 +575,10 @@ static void print_json_report(const load_plan *plan, const load_limits *lim, con
         snprintf(key, sizeof key, "%d", s);
         json_object_set_new(by_status, key, json_integer((json_int_t)r->by_status[s]));
     }
-    for (int c = 0; c < CURL_CODE_SLOTS; c++)
-        if (r->by_curl_code[c])
-            json_object_set_new(transport, curl_easy_strerror((CURLcode)c),
-                                json_integer((json_int_t)r->by_curl_code[c]));
+    for (int f = 1; f < LOAD_HTTP_FAILURE_COUNT; f++)
+        if (r->by_failure[f])
+            json_object_set_new(transport, load_http_failure_name((load_http_failure)f),
+                                json_integer((json_int_t)r->by_failure[f]));
     const load_hdr *l = &r->latency;
     bool any = l->total > 0;
     json_t *root = json_pack(
@@ -662,10 +639,12 @@ static void print_text_report(const load_plan *plan, const load_limits *lim, con
         for (int s = 0; s < STATUS_SLOTS; s++)
             if (r->by_status[s] && !(s >= 200 && s < 300))
                 printf(" HTTP %d: %llu;", s, (unsigned long long)r->by_status[s]);
-        for (int c = 0; c < CURL_CODE_SLOTS; c++)
-            if (r->by_curl_code[c])
-                printf(" %s: %llu;", curl_easy_strerror((CURLcode)c), (unsigned long long)r->by_curl_code[c]);
+        for (int f = 1; f < LOAD_HTTP_FAILURE_COUNT; f++)
+            if (r->by_failure[f])
+                printf(" %s: %llu;", load_http_failure_name((load_http_failure)f),
+                       (unsigned long long)r->by_failure[f]);
         printf("\n");
+        if (r->transport_errors) printf("  first error  %s\n", r->first_failure);
     }
     if (lim->rate > 0) printf("  not sent     %llu (due while %ld were in flight)\n",
                               (unsigned long long)r->not_sent, lim->max_inflight);
@@ -849,11 +828,10 @@ static void point_from_result(load_point *p, long concurrency, const load_result
 /* the first error of a failed warm-up, for the message */
 static void describe_failure(const load_result *r, char *buf, size_t len)
 {
-    for (int c = 0; c < CURL_CODE_SLOTS; c++)
-        if (r->by_curl_code[c]) {
-            snprintf(buf, len, "%s", curl_easy_strerror((CURLcode)c));
-            return;
-        }
+    if (r->transport_errors) {
+        snprintf(buf, len, "%s", r->first_failure);
+        return;
+    }
     for (int s = 0; s < STATUS_SLOTS; s++)
         if (r->by_status[s] && !(s >= 200 && s < 300)) {
             snprintf(buf, len, "HTTP %d", s);
@@ -870,7 +848,8 @@ typedef struct compare_options {
     size_t n_levels;
     double duration_s;
     long timeout_ms;
-    struct curl_slist *headers;
+    const char *const *headers;
+    size_t n_headers;
 } compare_options;
 
 static int run_compare(const compare_options *o)
@@ -914,7 +893,8 @@ static int run_compare(const compare_options *o)
                 break;
             }
             load_plan plan = {.url = url, .method = "POST", .body = body, .body_len = strlen(body),
-                              .has_body = true, .headers = o->headers, .timeout_ms = o->timeout_ms};
+                              .has_body = true, .content_type = "application/json",
+                              .headers = o->headers, .n_headers = o->n_headers, .timeout_ms = o->timeout_ms};
             /* warm-up: checks the server takes the layer before timing it */
             load_limits warm = {.concurrency = 1, .max_requests = WARMUP_REQUESTS};
             if (!run_load(&plan, &warm, r, err, sizeof err)) {
@@ -1021,8 +1001,6 @@ int cli_load(int argc, char **argv)
         else return cli_fail("load", EXIT_USAGE, "unknown option %s (try --help)", a);
     }
     if (!url) return cli_fail("load", EXIT_USAGE, "--url is required (try --help)");
-    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-        return cli_fail("load", EXIT_USAGE, "--url %s: expected http://HOST:PORT/...", url);
     long levels[MAX_LEVELS];
     size_t n_levels = 0;
     if (concurrency_text && !parse_levels(concurrency_text, levels, &n_levels))
@@ -1046,30 +1024,30 @@ int cli_load(int argc, char **argv)
     if (shape_text && !cli_parse_shape(shape_text, shape))
         return cli_fail("load", EXIT_USAGE, "--input-shape %s: expected N,C,H,W with positive integers", shape_text);
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return cli_fail("load", EXIT_ERROR, "cannot initialise libcurl");
+    /* URL and headers are checked here, so a mistake is a usage error */
+    conv_error cerr = {{0}};
+    load_http_url parsed_url;
+    char *probe = NULL;
+    size_t probe_len = 0;
+    if (load_http_parse_url(url, &parsed_url, &cerr) != CONV_OK ||
+        load_http_build_request(method ? method : "GET", &parsed_url, headers, n_headers,
+                                content_type ? content_type : "application/octet-stream", "", 0, &probe,
+                                &probe_len, &cerr) != CONV_OK)
+        return cli_fail("load", EXIT_USAGE, "%s", cerr.message);
+    free(probe);
+    /* a server that closes while a request is being written must give an
+     * EPIPE error, not kill the process */
+    signal(SIGPIPE, SIG_IGN);
+
     int status = EXIT_OK;
     char err[512];
-    struct curl_slist *header_list = NULL;
     char *body = NULL, *request_url = NULL;
     size_t body_len = 0;
-    for (size_t i = 0; i < n_headers && status == EXIT_OK; i++) {
-        struct curl_slist *grown = curl_slist_append(header_list, headers[i]);
-        if (!grown) status = cli_fail("load", EXIT_ERROR, "out of memory");
-        else header_list = grown;
-    }
-
-    if (status == EXIT_OK && compare) {
-        /* every request of the comparison posts a /v1/conv2d JSON body */
-        struct curl_slist *grown = curl_slist_append(header_list, "Content-Type: application/json");
-        if (grown) grown = curl_slist_append(header_list = grown, "Expect:");
-        if (grown) header_list = grown;
-        else status = cli_fail("load", EXIT_ERROR, "out of memory");
-    }
-    if (status == EXIT_OK && compare) {
+    if (compare) {
         compare_options o = {.url = url, .shapes_path = shapes_path, .out_dir = out_dir,
                              .duration_s = duration > 0 ? duration : DEFAULT_COMPARE_DURATION_S,
-                             .timeout_ms = (long)(timeout * 1000), .headers = header_list};
+                             .timeout_ms = (long)(timeout * 1000), .headers = headers,
+                             .n_headers = n_headers};
         static const long default_levels[] = {1, 2, 4, 8, 16};
         if (n_levels) {
             memcpy(o.levels, levels, n_levels * sizeof *levels);
@@ -1078,14 +1056,10 @@ int cli_load(int argc, char **argv)
             memcpy(o.levels, default_levels, sizeof default_levels);
             o.n_levels = sizeof default_levels / sizeof default_levels[0];
         }
-        status = run_compare(&o);
-        curl_slist_free_all(header_list);
-        curl_global_cleanup();
-        return status;
+        return run_compare(&o);
     }
 
     if (status == EXIT_OK && body_path) {
-        conv_error cerr = {{0}};
         uint8_t *bytes = NULL;
         if (fileio_read_all(body_path, FILEIO_MAX_FILE_BYTES, &bytes, &body_len, &cerr) != CONV_OK)
             status = cli_fail("load", EXIT_ERROR, "--body: %s", cerr.message);
@@ -1099,20 +1073,10 @@ int cli_load(int argc, char **argv)
     }
     request_url = layer ? conv2d_url(url) : strdup(url);
     if (status == EXIT_OK && !request_url) status = cli_fail("load", EXIT_ERROR, "out of memory");
-    if (status == EXIT_OK && body) {
-        char line[256];
-        snprintf(line, sizeof line, "Content-Type: %s", content_type);
-        struct curl_slist *grown = curl_slist_append(header_list, line);
-        /* curl would wait for "100 Continue" before bodies over 1 MiB */
-        if (grown) grown = curl_slist_append(header_list = grown, "Expect:");
-        if (!grown) status = cli_fail("load", EXIT_ERROR, "out of memory");
-        else header_list = grown;
-    }
-
     if (status == EXIT_OK) {
         load_plan plan = {.url = request_url, .method = method, .body = body, .body_len = body_len,
-                          .has_body = body != NULL, .headers = header_list,
-                          .timeout_ms = (long)(timeout * 1000)};
+                          .has_body = body != NULL, .content_type = content_type,
+                          .headers = headers, .n_headers = n_headers, .timeout_ms = (long)(timeout * 1000)};
         load_limits lim = {.concurrency = n_levels ? levels[0] : 1, .rate = rate,
                            .max_inflight = max_inflight,
                            .duration_s = duration > 0 ? duration : (requests ? 0 : DEFAULT_DURATION_S),
@@ -1133,7 +1097,5 @@ int cli_load(int argc, char **argv)
     }
     free(body);
     free(request_url);
-    curl_slist_free_all(header_list);
-    curl_global_cleanup();
     return status;
 }

@@ -126,5 +126,104 @@ svg_series "$work/report/throughput.svg" "${lines[@]}"
 svg_series "$work/report/latency_p99.svg" "${lines[@]}"
 svg_series "$work/report/speedup.svg" "theoretical: FLOP ratio bound" "realised: compute median" "realised: best throughput"
 
+
+# replies convd serve never sends, from a raw HTTP/1.1 server: chunked bodies
+# (with "stats" split across chunks), Connection: close, bodies that run to the
+# close, keep-alive sockets the server drops silently, and garbage
+cat >"$work/raw_server.py" <<'PY'
+import socket, socketserver, sys, time
+STATS = b'{"output":"AAAA","stats":{"queue_ms":0.25,"compute_ms":1.5}}'
+class Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        buf, served = b"", 0
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            path = head.split(b" ")[1].decode()
+            served += 1
+            if path == "/chunked":
+                parts = [STATS[:20], STATS[20:23], STATS[23:]]
+                body = b"".join(b"%x;x=1\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\nT: 1\r\n\r\n"
+                self.request.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            elif path == "/close":
+                self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                return
+            elif path == "/eof":
+                self.request.sendall(b"HTTP/1.0 200 OK\r\nServer-Timing: queue;dur=0.5, compute;dur=2\r\n\r\nuntil the close")
+                return
+            elif path == "/hang":
+                time.sleep(3)
+                return
+            elif path == "/flaky":
+                self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                if served % 3 == 0:
+                    self.request.shutdown(socket.SHUT_RDWR)
+                    return
+            else:
+                self.request.sendall(b"HTTP/1.1 2x0 OK\r\n\r\n")
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+srv = Server(("127.0.0.1", 0), Handler)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+PY
+python3 "$work/raw_server.py" >"$work/raw.port" 2>"$work/raw.log" &
+raw=$!
+trap 'kill "$server" "$raw" 2>/dev/null; wait "$server" "$raw" 2>/dev/null; rm -rf "$work"' EXIT
+raw_url=
+for _ in $(seq 50); do
+  raw_url=$(head -1 "$work/raw.port" 2>/dev/null)
+  [ -n "$raw_url" ] && break
+  sleep 0.1
+done
+raw_url="http://127.0.0.1:$raw_url"
+"$convd" load --url "$raw_url/chunked" --requests 100 --concurrency 4 --json >"$work/chunked.json"
+check "chunked replies: all ok, stats read across chunk borders" \
+  'd["ok"] == 100 and d["transport_errors"] == 0 and d["server"]["replies_with_stats"] == 100 and abs(d["server"]["compute_ms"]["p50"] - 1.5) < 0.01' \
+  "$work/chunked.json"
+"$convd" load --url "$raw_url/close" --requests 50 --concurrency 2 --json >"$work/close.json"
+check "Connection: close: a new connection per request, all ok" \
+  'd["ok"] == 50 and d["transport_errors"] == 0' "$work/close.json"
+"$convd" load --url "$raw_url/eof" --requests 50 --concurrency 2 --json >"$work/eof.json"
+check "HTTP/1.0 body to the close: all ok, Server-Timing read" \
+  'd["ok"] == 50 and d["transport_errors"] == 0 and d["server"]["replies_with_stats"] == 50 and abs(d["server"]["queue_ms"]["p50"] - 0.5) < 0.01' \
+  "$work/eof.json"
+"$convd" load --url "$raw_url/flaky" --requests 300 --concurrency 3 --json >"$work/flaky.json"
+check "keep-alive sockets closed silently: requests sent again, all ok" \
+  'd["ok"] == 300 and d["transport_errors"] == 0' "$work/flaky.json"
+"$convd" load --url "$raw_url/hang" --requests 3 --concurrency 3 --timeout 0.3 --json >"$work/hang.json" 2>/dev/null
+check "a server that never replies: timeouts" \
+  'd["transport"] == {"timeout": 3} and d["duration_s"] < 2' "$work/hang.json"
+"$convd" load --url "$raw_url/garbage" --requests 20 --concurrency 2 --json >"$work/garbage.json" 2>"$work/err"
+status=$?
+check "malformed replies: transport errors, not statuses" \
+  'd["requests"] == 20 and d["transport_errors"] == 20 and d["transport"] == {"malformed reply": 20} and d["status"] == {}' \
+  "$work/garbage.json"
+checks=$((checks + 1))
+if [ "$status" -ne 1 ] || ! grep -q "status line" "$work/err"; then
+  echo "FAIL: all-malformed run exited $status:"; cat "$work/err"; failures=$((failures + 1))
+fi
+# nobody listening: every request fails to connect, exit 1 with the reason
+kill "$raw"; wait "$raw" 2>/dev/null
+"$convd" load --url "$raw_url/" --requests 5 --json >"$work/refused.json" 2>"$work/err"
+status=$?
+check "connection refused: counted as connect failures" \
+  'd["transport"] == {"connect failed": 5}' "$work/refused.json"
+checks=$((checks + 1))
+if [ "$status" -ne 1 ] || ! grep -qi "refused" "$work/err"; then
+  echo "FAIL: refused run exited $status:"; cat "$work/err"; failures=$((failures + 1))
+fi
+# https is refused up front (convd serve has no TLS)
+checks=$((checks + 1))
+"$convd" load --url "https://127.0.0.1:1/" --requests 1 >/dev/null 2>"$work/err"; status=$?
+if [ "$status" -ne 2 ] || ! grep -q "https is not supported" "$work/err"; then
+  echo "FAIL: https URL exited $status:"; cat "$work/err"; failures=$((failures + 1))
+fi
+
 echo "$((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
