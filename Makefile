@@ -34,7 +34,7 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test unit conformance golden bench deploy-check loadtest clean
+.PHONY: all deps run test unit conformance golden bench deploy-check loadtest fuzz soak clean
 all: $(BUILD)/convd
 
 deps:
@@ -95,6 +95,18 @@ deploy-check: $(BUILD)/convd
 # writes loadtest-report/ (report.md, report.json, SVG plots)
 loadtest: $(BUILD)/convd
 	@tools/loadtest.sh $(BUILD)
+
+# libFuzzer harnesses tests/fuzz/fuzz_*.c (needs clang, libclang-rt-14-dev),
+# each run FUZZ_SECONDS, two at a time; crashes fail the target
+FUZZ_SECONDS ?= 60
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
+
+# 10 minutes at saturation, mixed requests: RSS, fds, p99 and errors over
+# time into soak-report/ (not in CI)
+SOAK_SECONDS ?= 600
+soak: $(BUILD)/convd
+	@SOAK_SECONDS=$(SOAK_SECONDS) tools/soak.sh $(BUILD)
 
 clean:
 	rm -rf build build-san

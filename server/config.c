@@ -32,7 +32,11 @@ const char config_usage[] =
     "  --batch-delay-us US       CONVD_BATCH_DELAY_US      how long a request may wait for a fuller batch\n"
     "                                                      (0: only what is already queued; ms resolution)\n"
     "  --autotune                CONVD_AUTOTUNE            models from --models time every kernel that can\n"
-    "                                                      run a layer, once per input shape, keep the fastest\n";
+    "                                                      run a layer, once per input shape, keep the fastest\n"
+    "  --tls-cert PATH           CONVD_TLS_CERT            PEM certificate (chain): serve HTTPS (with --tls-key)\n"
+    "  --tls-key PATH            CONVD_TLS_KEY             PEM private key, unencrypted\n"
+    "  --max-conns-per-ip N      CONVD_MAX_CONNS_PER_IP    open connections one client address may hold (256)\n"
+    "  --idle-timeout-s S        CONVD_IDLE_TIMEOUT_S      close a connection silent this long (60)\n";
 
 typedef enum opt_kind { OPT_STRING, OPT_LONG, OPT_DOUBLE, OPT_BOOL, OPT_LOG_FORMAT } opt_kind;
 
@@ -62,6 +66,10 @@ static const opt_row rows[] = {
     ROW("--max-batch", "CONVD_MAX_BATCH", OPT_LONG, max_batch, 1, 1024),
     ROW("--batch-delay-us", "CONVD_BATCH_DELAY_US", OPT_LONG, batch_delay_us, 0, 10000000),
     ROW("--autotune", "CONVD_AUTOTUNE", OPT_BOOL, autotune, 0, 0),
+    ROW("--tls-cert", "CONVD_TLS_CERT", OPT_STRING, tls_cert, 0, 0),
+    ROW("--tls-key", "CONVD_TLS_KEY", OPT_STRING, tls_key, 0, 0),
+    ROW("--max-conns-per-ip", "CONVD_MAX_CONNS_PER_IP", OPT_LONG, max_conns_per_ip, 1, 65535),
+    ROW("--idle-timeout-s", "CONVD_IDLE_TIMEOUT_S", OPT_LONG, idle_timeout_s, 1, 86400),
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -178,6 +186,8 @@ int config_parse(int argc, char **argv, serve_config *cfg, char *err, size_t err
         .drain_timeout_ms = 10000,
         .max_batch = 8,
         .batch_delay_us = 0,
+        .max_conns_per_ip = 256,
+        .idle_timeout_s = 60,
         .cpus = cpus,
     };
     for (size_t r = 0; r < N_ROWS; r++) {
@@ -210,6 +220,10 @@ int config_parse(int argc, char **argv, serve_config *cfg, char *err, size_t err
         }
         if (!apply(row, value, row->flag, cfg, err, errlen)) return 2;
     }
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together: give both or neither");
+        return 2;
+    }
     long jobs_threads = cfg->workers * cfg->threads_per_job;
     if (jobs_threads > cfg->cpus && !cfg->allow_oversubscribe) {
         snprintf(err, errlen,
@@ -226,9 +240,10 @@ void config_log(const serve_config *c)
     log_message(c->log_format, "info",
                 "host=%s port=%ld models=%s workers=%ld threads-per-job=%ld (cpus=%d%s) queue-depth=%ld "
                 "max-body-mb=%ld max-flops=%g request-timeout-ms=%ld api-key-file=%s log-format=%s "
-                "drain-timeout-ms=%ld max-batch=%ld batch-delay-us=%ld",
+                "drain-timeout-ms=%ld max-batch=%ld batch-delay-us=%ld tls=%s max-conns-per-ip=%ld idle-timeout-s=%ld",
                 c->host, c->port, c->models ? c->models : "(none)", c->workers, c->threads_per_job, c->cpus,
                 c->allow_oversubscribe ? ", oversubscribe allowed" : "", c->queue_depth, c->max_body_mb,
                 c->max_flops, c->request_timeout_ms, c->api_key_file ? c->api_key_file : "(none)",
-                c->log_format == LOG_JSON ? "json" : "text", c->drain_timeout_ms, c->max_batch, c->batch_delay_us);
+                c->log_format == LOG_JSON ? "json" : "text", c->drain_timeout_ms, c->max_batch, c->batch_delay_us,
+                c->tls_cert ? c->tls_cert : "off", c->max_conns_per_ip, c->idle_timeout_s);
 }

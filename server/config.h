@@ -26,6 +26,10 @@ typedef struct serve_config {
     long max_batch;          /* --max-batch, repository models only, default 8; 1 = off */
     long batch_delay_us;     /* --batch-delay-us, default 0: batch only what is already queued */
     bool autotune;           /* --autotune: repository models time their kernels per layer shape */
+    const char *tls_cert;    /* --tls-cert PEM file; with tls_key the server speaks HTTPS only */
+    const char *tls_key;     /* --tls-key PEM file (unencrypted) */
+    long max_conns_per_ip;   /* --max-conns-per-ip, default 256 */
+    long idle_timeout_s;     /* --idle-timeout-s: a connection silent this long is closed, default 60 */
     int cpus;                /* what the defaults were derived from */
 } serve_config;
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/fileio.h"
 #include "server/handlers.h"
 #include "server/log.h"
 #include "server/v2.h"
@@ -17,7 +18,9 @@
 #include "server/workers.h"
 
 #define CONNECTION_LIMIT 1024
-#define CONNECTION_TIMEOUT_S 60
+/* Per connection, MHD's pool holds the request line and headers (and the
+ * read buffer): larger ones are answered 414/431 and closed. */
+#define CONNECTION_MEMORY_LIMIT (64 * 1024)
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -281,22 +284,66 @@ http_server *http_start(server *srv, const char *host, int port, conv_error *err
     h->srv = srv;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    const serve_config *cfg = srv->cfg;
+    uint8_t *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    /* MHD_OPTION_ARRAY lets the TLS options be present or absent */
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    if (cfg->tls_cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            conv_fail(err, CONV_UNSUPPORTED_ALGORITHM, "--tls-cert: this libmicrohttpd was built without TLS");
+            goto fail;
+        }
+        /* a NUL-terminated PEM text each; MHD copies them at start */
+        if (fileio_read_all(cfg->tls_cert, 1 << 20, &cert, &cert_len, err) ||
+            fileio_read_all(cfg->tls_key, 1 << 20, &key, &key_len, err))
+            goto fail;
+        uint8_t *c = realloc(cert, cert_len + 1), *k = c ? realloc(key, key_len + 1) : NULL;
+        if (c) cert = c;
+        if (k) key = k;
+        if (!c || !k) {
+            conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory");
+            goto fail;
+        }
+        cert[cert_len] = 0;
+        key[key_len] = 0;
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+    }
     h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h, /* first, so it gets every message */
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_LIMIT,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                 MHD_OPTION_ARRAY, tls,
                                  MHD_OPTION_END);
+    /* the key must not linger in our heap once MHD holds its copy */
+    if (key) explicit_bzero(key, key_len);
+    free(cert);
+    free(key);
+    cert = key = NULL;
     freeaddrinfo(ai);
+    ai = NULL;
     if (!h->daemon) {
-        conv_fail(err, CONV_INVALID_PARAMETER, "cannot listen on %s:%d (address in use or not permitted)", host, port);
+        conv_fail(err, CONV_INVALID_PARAMETER, "cannot listen on %s:%d (address in use or not permitted%s)", host, port,
+                  cfg->tls_cert ? ", or the TLS certificate and key do not load" : "");
         free(h);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : port;
     return h;
+fail:
+    if (key) explicit_bzero(key, key_len);
+    free(cert);
+    free(key);
+    freeaddrinfo(ai);
+    free(h);
+    return NULL;
 }
 
 int http_bound_port(const http_server *h)

@@ -105,7 +105,8 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     bool v6 = strchr(cfg.host, ':') != NULL;
-    log_message(cfg.log_format, "info", "listening on http://%s%s%s:%d", v6 ? "[" : "", cfg.host, v6 ? "]" : "",
+    log_message(cfg.log_format, "info", "listening on %s://%s%s%s:%d", cfg.tls_cert ? "https" : "http",
+                v6 ? "[" : "", cfg.host, v6 ? "]" : "",
                 http_bound_port(http));
 
     int sig = 0;
