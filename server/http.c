@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,7 +193,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 snprintf(message, sizeof message, "the body (%llu bytes) is over the limit of %zu bytes", n,
                          h->srv->max_body_bytes);
                 reply_body_too_large(req, message);
-                return queue_reply(req);
+                /* With Expect: 100-continue nothing was sent yet: answer now.
+                 * Otherwise the client is already sending; a reply queued now
+                 * goes out while it still sends, and closing on unread data
+                 * resets the connection before the client reads it. So drop
+                 * the body and answer at its end (bounded below). */
+                const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+                if (expect && !strcasecmp(expect, "100-continue")) return queue_reply(req);
+                req->body_too_large = true;
+                return MHD_YES;
             }
             if (end != cl) req->content_length = (size_t)n; /* one allocation, no regrowth copies */
         }
@@ -200,15 +209,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) {
         if (req->reply.status) { /* already refused with 413: drop what still arrives */
+            req->body_len += *upload_data_size;
             *upload_data_size = 0;
-            return MHD_YES;
+            /* a client that keeps sending far past the limit is cut off */
+            return req->body_len > 4 * h->srv->max_body_bytes ? MHD_NO : MHD_YES;
         }
         accumulate(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (atomic_load(&req->reply_ready)) return queue_reply(req);
-    if (req->reply.status) return MHD_YES; /* 413 already queued on the first call */
+    if (req->reply.status) /* 413: queued on the first call, or now that the body was dropped */
+        return req->body_too_large ? queue_reply(req) : MHD_YES;
     if (req->body_too_large) {
         char message[160];
         snprintf(message, sizeof message, "the body is over the limit of %zu bytes", h->srv->max_body_bytes);
