@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak: `convd serve` (examples/ models, a short queue) at saturation for
+# Soak: `convd serve` (examples/ models, a queue of 8 that 14 inference clients overflow, so 503s are part of the mix) at saturation for
 # SOAK_SECONDS with mixed traffic — good inferences on two models, an inline
 # conv2d, malformed JSON, unknown models, health checks — in windows of
 # SOAK_WINDOW seconds. After each window it records the server's RSS, open
@@ -18,7 +18,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$convd" serve --port 0 --models examples --queue-depth 16 > "$out/server.log" 2>&1 &
+"$convd" serve --port 0 --models examples --queue-depth 8 > "$out/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do
   base=$(grep -o 'listening on http://[^ ]*' "$out/server.log" | head -1 | sed 's/^listening on //' || true)
