@@ -31,7 +31,9 @@ struct workers {
     int n_workers, queue_depth;
     int max_batch;
     double batch_delay_s;
-    atomic_int waiting; /* inbox + queue */
+    atomic_int waiting;      /* client jobs in the inbox and the queue */
+    atomic_int warming;      /* internal (warm-up) jobs there: kept apart so that
+                              * gauges and readiness see only client work */
     atomic_int running;
     atomic_bool stopping;
 };
@@ -99,6 +101,12 @@ static bool same_batch(const job *a, const job *b)
     return b->batch_key == a->batch_key && !memcmp(a->batch_dims, b->batch_dims, sizeof a->batch_dims);
 }
 
+/* A job leaves the inbox or the queue (to run, or to be answered). */
+static void count_leaving(workers *w, const job *j)
+{
+    atomic_fetch_sub(j->internal ? &w->warming : &w->waiting, 1);
+}
+
 static bool fits(size_t batch_bytes, const job *q)
 {
     return batch_bytes <= WORKERS_BATCH_MAX_BYTES && q->batch_bytes <= WORKERS_BATCH_MAX_BYTES - batch_bytes;
@@ -141,7 +149,7 @@ static void gather_batch(workers *w, job *head, double now)
         }
         *link = q->next;
         if (w->queue_tail == q) w->queue_tail = prev;
-        atomic_fetch_sub(&w->waiting, 1);
+        count_leaving(w, q);
         q->next = NULL;
         q->batch_index = n++;
         bytes += q->batch_bytes;
@@ -175,7 +183,7 @@ static void dispatch(workers *w)
         if (!(j->deadline > 0 && now >= j->deadline) && hold_for_batch(w, j, now)) return;
         w->queue_head = j->next;
         if (!w->queue_head) w->queue_tail = NULL;
-        atomic_fetch_sub(&w->waiting, 1);
+        count_leaving(w, j);
         if (j->deadline > 0 && now >= j->deadline) {
             finish(w, j, JOB_EXPIRED);
             continue;
@@ -236,7 +244,7 @@ static void fail_queued(workers *w, job_outcome outcome)
     while (w->queue_head) {
         job *j = w->queue_head;
         w->queue_head = j->next;
-        atomic_fetch_sub(&w->waiting, 1);
+        count_leaving(w, j);
         finish(w, j, outcome);
     }
     w->queue_tail = NULL;
@@ -258,7 +266,7 @@ static void on_wake(uv_async_t *handle)
         incoming = j->next;
         j->next = NULL;
         if (stopping || (!j->internal && queued >= w->queue_depth)) {
-            atomic_fetch_sub(&w->waiting, 1);
+            count_leaving(w, j);
             finish(w, j, stopping ? JOB_SHUTDOWN : JOB_QUEUE_FULL);
             continue;
         }
@@ -299,7 +307,7 @@ static void on_scan(uv_timer_t *handle)
         }
         *link = j->next;
         if (w->queue_tail == j) w->queue_tail = prev;
-        atomic_fetch_sub(&w->waiting, 1);
+        count_leaving(w, j);
         finish(w, j, outcome);
     }
 }
@@ -385,7 +393,7 @@ void workers_submit(workers *w, job *j)
     if (w->inbox_tail) w->inbox_tail->next = j;
     else w->inbox_head = j;
     w->inbox_tail = j;
-    atomic_fetch_add(&w->waiting, 1);
+    atomic_fetch_add(j->internal ? &w->warming : &w->waiting, 1);
     pthread_mutex_unlock(&w->inbox_lock);
     uv_async_send(&w->wake);
 }
@@ -409,7 +417,7 @@ bool workers_wait_idle(workers *w, double timeout_s)
 {
     double end = clock_seconds() + timeout_s;
     for (;;) {
-        if (!atomic_load(&w->waiting) && !atomic_load(&w->running)) return true;
+        if (!atomic_load(&w->waiting) && !atomic_load(&w->warming) && !atomic_load(&w->running)) return true;
         if (clock_seconds() >= end) return false;
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);

@@ -107,7 +107,7 @@ workers *workers_create(int n_workers, int threads_per_job, int queue_depth, con
  * and how long a head job may wait for more (0 = take what is queued). */
 void workers_set_batching(workers *w, int max_batch, long batch_delay_us);
 void workers_submit(workers *w, job *j);
-int workers_queued(const workers *w);  /* waiting (inbox and queue) */
+int workers_queued(const workers *w);  /* client jobs waiting (inbox and queue); warm-ups not counted */
 int workers_running(const workers *w); /* computing now */
 int workers_queue_limit(const workers *w);
 /* Waits until nothing is queued or running; false if timeout_s passed first. */

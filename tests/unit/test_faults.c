@@ -261,6 +261,17 @@ static void wait_metric_at_least(const server_proc *s, const char *sample, doubl
     }
 }
 
+/* Waits for /readyz to say 200: every model's warm-up run is over, so the
+ * job gauges show client work only. */
+static void wait_warmed(const server_proc *s)
+{
+    double end = now_s() + 60;
+    while (get_status(s, "/readyz") != 200) {
+        assert_true(now_s() < end);
+        sleep_ms(20);
+    }
+}
+
 /* ------------------------------------------------------------ raw sockets */
 
 static int raw_connect(const server_proc *s)
@@ -869,11 +880,7 @@ static void test_model_put_delete_while_running(void **state)
                                   NULL);
     const char *infer = "/v1/models/m/infer?encoding=b64";
     const char *body = "{\"input\": {\"init\": \"random\", \"seed\": 3}}";
-    double end = now_s() + 60;
-    while (get_status(s, "/readyz") != 200) { /* the warm-up run */
-        assert_true(now_s() < end);
-        sleep_ms(20);
-    }
+    wait_warmed(s);
 
     client_arg a = {s, infer, body, 0, NULL, true};
     pthread_t ta;
@@ -908,11 +915,13 @@ static void test_model_put_delete_while_running(void **state)
     curl_slist_free_all(hl);
     curl_mime_free(mime);
     curl_easy_cleanup(c);
+    /* the new version's warm-up run must not pass for b's job below */
+    pthread_join(ta, NULL);
+    wait_warmed(s);
     /* a new request sees the new model; a delete while it runs lets it finish */
     client_arg b = {s, infer, body, 0, NULL, true};
     pthread_t tb;
     assert_int_equal(pthread_create(&tb, NULL, client_main, &b), 0);
-    pthread_join(ta, NULL);
     assert_int_equal(a.status, 200);
     assert_true(output_all(a.reply, 1.0f)); /* the model it started with */
     wait_metric_at_least(s, "convd_inflight_jobs", 1, 10);

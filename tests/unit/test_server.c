@@ -196,8 +196,10 @@ typedef struct part_spec {
 
 /* One request; headers is a NULL-terminated list of "Name: value". parts
  * (NULL-terminated by name) makes it multipart/form-data. */
-static http_reply http(const char *method, const char *url, const char *const *headers, const void *body, size_t len,
-                       const part_spec *parts)
+/* Performs one request; a transport failure is returned, not asserted, so
+ * that client threads (where cmocka's assertions must not run) can use it. */
+static CURLcode http_try(const char *method, const char *url, const char *const *headers, const void *body,
+                         size_t len, const part_spec *parts, http_reply *out)
 {
     http_reply r = {0};
     CURL *c = curl_easy_init();
@@ -236,12 +238,20 @@ static http_reply http(const char *method, const char *url, const char *const *h
      * arrived, it counts and the send error does not. */
     if (rc == CURLE_SEND_ERROR && r.status >= 400) rc = CURLE_OK;
     if (rc != CURLE_OK) fprintf(stderr, "curl %s %s: %s\n", method, url, curl_easy_strerror(rc));
-    assert_int_equal(rc, CURLE_OK);
     curl_mime_free(mime);
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);
     if (!r.body) r.body = calloc(1, 1);
     if (!r.headers) r.headers = calloc(1, 1);
+    *out = r;
+    return rc;
+}
+
+static http_reply http(const char *method, const char *url, const char *const *headers, const void *body, size_t len,
+                       const part_spec *parts)
+{
+    http_reply r;
+    assert_int_equal(http_try(method, url, headers, body, len, parts, &r), CURLE_OK);
     return r;
 }
 
@@ -310,6 +320,20 @@ static double metric(const server_proc *s, const char *sample)
         if (!strncmp(line, sample, n) && line[n] == ' ') v = atof(line + n + 1);
     reply_free(&r);
     return v;
+}
+
+/* Waits for /readyz to say 200: the models' warm-up runs are over. */
+static void wait_ready(const server_proc *s, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    for (;;) {
+        http_reply r = get(s, "/readyz");
+        long st = r.status;
+        reply_free(&r);
+        if (st == 200) return;
+        assert_true(now_s() < end);
+        sleep_ms(20);
+    }
 }
 
 static void wait_metric_at_least(const server_proc *s, const char *sample, double value, double timeout_s)
@@ -435,16 +459,7 @@ static int setup(void **state)
     main_srv = server_start("--models", examples_dir(), NULL);
     small_srv = server_start("--workers", "1", "--queue-depth", "1", "--max-body-mb", "1", "--api-key-file", key_file,
                              "--request-timeout-ms", "20000", "--log-format", "json", NULL);
-    /* wait for the warm-up runs */
-    double end = now_s() + 20;
-    for (;;) {
-        http_reply r = get(main_srv, "/readyz");
-        long st = r.status;
-        reply_free(&r);
-        if (st == 200) break;
-        assert_true(now_s() < end);
-        sleep_ms(20);
-    }
+    wait_ready(main_srv, 20);
     return 0;
 }
 
@@ -995,8 +1010,8 @@ static void *client_main(void *p)
         snprintf(body, sizeof body, "{\"input\": {\"init\": \"random\", \"seed\": %llu}}", (unsigned long long)a->seed);
         send = body;
     }
-    http_reply r = http("POST", url_of(a->srv, a->path), json_ct, send, strlen(send), NULL);
-    a->status = r.status;
+    http_reply r;
+    a->status = http_try("POST", url_of(a->srv, a->path), json_ct, send, strlen(send), NULL, &r) == CURLE_OK ? r.status : 0;
     if (a->want && r.status == 200) {
         json_error_t e;
         json_t *doc = json_loadb(r.body, r.len, 0, &e);
@@ -1158,6 +1173,7 @@ static void test_sigterm_drains_in_flight(void **state)
      * take longer than the 10 s default, and this test is about the drain
      * losing nothing, not about its timeout */
     server_proc *s = server_start("--workers", "1", "--drain-timeout-ms", "120000", "--models", examples_dir(), NULL);
+    wait_ready(s, 60);
     enum { N = 4 };
     client_arg args[N];
     pthread_t th[N];
