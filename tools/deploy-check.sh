@@ -81,8 +81,11 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || { podman logs "$name" | tail; fail "/healthz"; }
 echo "healthz: 200"
-podman logs "$name" 2>&1 | grep -q "workers=1 threads-per-job=1 (cpus=1)" ||
-  { podman logs "$name" | head -3; fail "the server did not size itself from the 1-CPU quota"; }
+# read the whole log first: with pipefail, `podman logs | grep -q` fails when
+# grep exits at the first match and podman gets SIGPIPE
+logs=$(podman logs "$name" 2>&1)
+[[ "$logs" == *"workers=1 threads-per-job=1 (cpus=1)"* ]] ||
+  { head -3 <<<"$logs"; fail "the server did not size itself from the 1-CPU quota"; }
 echo "sized from the CPU quota: workers=1 (cpus=1)"
 uid=$(podman exec "$name" id -u)
 [ "$uid" != "0" ] || fail "the server runs as root"
