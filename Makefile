@@ -23,11 +23,15 @@ CORE_SRC := $(wildcard core/*.c core/kernels/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
+# helpers the tests share (tests/unit/*.c not named test_*), archived so each
+# binary links only the ones it uses
+TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 
 # Kernels for an instruction set are named after it and compiled for it;
 # the dispatch table picks them at run time only where the CPU has it.
@@ -59,9 +63,13 @@ LIBS := $(BUILD)/libconvserver.a $(BUILD)/libconvproto.a $(BUILD)/libconvcore.a
 $(BUILD)/convd: $(BUILD)/obj/server/main.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBS)
+$(BUILD)/libconvtest.a: $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libconvtest.a $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libconvtest.a $(LIBS) $(LDLIBS) -lcmocka
 
 test: deps
 	$(MAKE) --no-print-directory unit

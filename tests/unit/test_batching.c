@@ -7,13 +7,10 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -25,168 +22,17 @@
 #include "proto/model_dir.h"
 #include "proto/npy.h"
 #include "proto/random_init.h"
+#include "tests/unit/server_harness.h"
 
 #define CLIENTS 16
 #define ROUNDS 4
 
-/* ------------------------------------------------------------ the server process */
-
-typedef struct server_proc {
-    pid_t pid;
-    int port;
-    int out_fd;
-    pthread_t reader;
-    pthread_mutex_t lock;
-    char *log;
-    size_t log_len;
-} server_proc;
-
-static const char *convd_bin(void)
-{
-    const char *b = getenv("CONVD_BIN");
-    return b && *b ? b : "build/convd";
-}
-
-static const char *examples_dir(void)
-{
-    const char *d = getenv("CONVD_EXAMPLES");
-    return d && *d ? d : "examples";
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void *drain_output(void *arg)
-{
-    server_proc *s = arg;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(s->out_fd, buf, sizeof buf)) > 0) {
-        pthread_mutex_lock(&s->lock);
-        char *p = realloc(s->log, s->log_len + (size_t)n + 1);
-        if (p) {
-            memcpy(p + s->log_len, buf, (size_t)n);
-            s->log = p;
-            s->log_len += (size_t)n;
-            s->log[s->log_len] = 0;
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    return NULL;
-}
-
-/* `convd serve --port 0 --models examples <args...>`, once it listens */
-static server_proc *server_start(const char *first, ...)
-{
-    const char *argv[32] = {convd_bin(), "serve", "--port", "0", "--models", examples_dir()};
-    int argc = 6;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && argc < 30; a = va_arg(ap, const char *)) argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    server_proc *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    pthread_mutex_init(&s->lock, NULL);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    s->out_fd = fds[0];
-    assert_int_equal(pthread_create(&s->reader, NULL, drain_output, s), 0);
-    double end = now_s() + 10;
-    while (!s->port && now_s() < end) {
-        pthread_mutex_lock(&s->lock);
-        const char *p = s->log ? strstr(s->log, "listening on http://") : NULL;
-        const char *colon = p ? strchr(p + strlen("listening on http://"), ':') : NULL;
-        if (colon && strchr(colon, '\n')) s->port = atoi(colon + 1);
-        pthread_mutex_unlock(&s->lock);
-        int status;
-        if (!s->port && waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr, "server exited early: %s\n", s->log ? s->log : "");
-            fail();
-        }
-        if (!s->port) usleep(10000);
-    }
-    assert_true(s->port > 0);
-    return s;
-}
-
-static void server_stop(server_proc *s)
-{
-    kill(s->pid, SIGTERM);
-    int status;
-    waitpid(s->pid, &status, 0);
-    pthread_join(s->reader, NULL);
-    close(s->out_fd);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    free(s->log);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-}
-
-/* ------------------------------------------------------------ HTTP */
-
-typedef struct buffer {
-    char *data;
-    size_t len;
-} buffer;
-
-static size_t collect(char *data, size_t size, size_t n, void *userp)
-{
-    buffer *b = userp;
-    char *p = realloc(b->data, b->len + size * n + 1);
-    if (!p) return 0;
-    memcpy(p + b->len, data, size * n);
-    b->data = p;
-    b->len += size * n;
-    b->data[b->len] = 0;
-    return size * n;
-}
-
-/* POSTs body; fills the reply body and headers; returns the status. */
-static long post(CURL *c, int port, const char *path, const char *const *headers, const void *body, size_t len,
-                 buffer *reply, buffer *head)
-{
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *hl = NULL;
-    for (const char *const *h = headers; *h; h++) hl = curl_slist_append(hl, *h);
-    hl = curl_slist_append(hl, "Expect:");
-    memset(reply, 0, sizeof *reply);
-    memset(head, 0, sizeof *head);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, head);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hl);
-    return status;
-}
+/* ------------------------------------------------------------ replies */
 
 /* batch_size from the X-Convd-Stats header, -1 when missing */
-static int batch_size_of(const buffer *head)
+static int batch_size_of(const http_reply *r)
 {
-    const char *h = head->data ? strcasestr(head->data, "\nX-Convd-Stats: ") : NULL;
+    const char *h = strcasestr(r->headers, "\nX-Convd-Stats: ");
     if (!h) return -1;
     h += strlen("\nX-Convd-Stats: ");
     const char *end = strchr(h, '\r');
@@ -200,7 +46,7 @@ static int batch_size_of(const buffer *head)
 /* ------------------------------------------------------------ clients */
 
 typedef struct client {
-    int port;
+    const server_proc *srv;
     const char *model;
     const conv_model *core_model; /* the same model, run in-process for the expected rows */
     int index;
@@ -213,7 +59,6 @@ typedef struct client {
 static void *client_main(void *arg)
 {
     client *cl = arg;
-    CURL *c = curl_easy_init();
     cl->min_batch_seen = 1 << 30;
     char path[128];
     snprintf(path, sizeof path, "/v1/models/%s/infer", cl->model);
@@ -235,22 +80,20 @@ static void *client_main(void *arg)
             continue;
         }
         if (npy_serialize(&want, &want_npy, &want_len, NULL)) want_npy = NULL;
-        buffer reply, head;
-        long status = post(c, cl->port, path, headers, body, len, &reply, &head);
-        if (status != 200 || !want_npy) cl->failures++;
-        else if (reply.len != want_len || memcmp(reply.data, want_npy, want_len)) cl->mismatches++;
-        int b = batch_size_of(&head);
+        http_reply reply;
+        http_try("POST", url_of(cl->srv, path), headers, body, len, NULL, &reply);
+        if (reply.status != 200 || !want_npy) cl->failures++;
+        else if (reply.len != want_len || memcmp(reply.body, want_npy, want_len)) cl->mismatches++;
+        int b = batch_size_of(&reply);
         if (b < 1) cl->failures++;
         if (b > cl->max_batch_seen) cl->max_batch_seen = b;
         if (b < cl->min_batch_seen) cl->min_batch_seen = b;
-        free(reply.data);
-        free(head.data);
+        reply_free(&reply);
         free(want_npy);
         free(body);
         conv_tensor_free(&want);
         conv_tensor_free(&input);
     }
-    curl_easy_cleanup(c);
     return NULL;
 }
 
@@ -270,7 +113,7 @@ static run_result run_clients(const server_proc *s, const char *model, bool mixe
     client clients[CLIENTS];
     pthread_t threads[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-        clients[i] = (client){.port = s->port, .model = model, .core_model = md.model, .index = i,
+        clients[i] = (client){.srv = s, .model = model, .core_model = md.model, .index = i,
                               .n_rows = mixed_rows && i % 2 ? 2 : 1, .hw = hw};
         assert_int_equal(pthread_create(&threads[i], NULL, client_main, &clients[i]), 0);
     }
@@ -286,31 +129,13 @@ static run_result run_clients(const server_proc *s, const char *model, bool mixe
     return res;
 }
 
-static double metric(const server_proc *s, const char *sample)
-{
-    CURL *c = curl_easy_init();
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", s->port);
-    buffer b = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_cleanup(c);
-    double v = -1;
-    const char *p = b.data ? strstr(b.data, sample) : NULL;
-    if (p && p[strlen(sample)] == ' ') v = strtod(p + strlen(sample), NULL);
-    free(b.data);
-    return v;
-}
-
 /* ------------------------------------------------------------ tests */
 
 static void test_batched_rows_equal_unbatched(void **state)
 {
     (void)state;
     /* the delay lets batches fill even on a loaded machine */
-    server_proc *s = server_start("--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
+    server_proc *s = server_start("--models", examples_dir(), "--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
     /* small images: the server batches only while a batch's data stays
      * within WORKERS_BATCH_MAX_BYTES (1 MiB) */
     run_result r = run_clients(s, "standard_classic", false, 32);
@@ -324,31 +149,31 @@ static void test_batched_rows_equal_unbatched(void **state)
     assert_true(jobs >= CLIENTS * ROUNDS);
     assert_true(runs < jobs);
     assert_true(alone < runs);
-    server_stop(s);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
 static void test_mixed_shapes_are_not_merged(void **state)
 {
     (void)state;
-    server_proc *s = server_start("--max-batch", "4", "--batch-delay-us", "20000", "--workers", "1", NULL);
+    server_proc *s = server_start("--models", examples_dir(), "--max-batch", "4", "--batch-delay-us", "20000", "--workers", "1", NULL);
     run_result r = run_clients(s, "separable_classic", true, 32);
     assert_int_equal(r.failures, 0);
     assert_int_equal(r.mismatches, 0);
     assert_true(r.max_batch > 1);
     assert_true(r.max_batch <= 4);
-    server_stop(s);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
 static void test_max_batch_1_is_off(void **state)
 {
     (void)state;
-    server_proc *s = server_start("--max-batch", "1", "--batch-delay-us", "20000", "--workers", "1", NULL);
+    server_proc *s = server_start("--models", examples_dir(), "--max-batch", "1", "--batch-delay-us", "20000", "--workers", "1", NULL);
     run_result r = run_clients(s, "standard_classic", false, 32);
     assert_int_equal(r.failures, 0);
     assert_int_equal(r.mismatches, 0);
     assert_int_equal(r.max_batch, 1);
     assert_int_equal(r.min_batch, 1);
-    server_stop(s);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
 /* 128x128: input, output and im2col workspace of one job pass 1 MiB, so
@@ -356,16 +181,16 @@ static void test_max_batch_1_is_off(void **state)
 static void test_large_jobs_run_alone(void **state)
 {
     (void)state;
-    server_proc *s = server_start("--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
+    server_proc *s = server_start("--models", examples_dir(), "--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
     run_result r = run_clients(s, "standard_classic", false, 128);
     assert_int_equal(r.failures, 0);
     assert_int_equal(r.mismatches, 0);
     assert_int_equal(r.max_batch, 1);
-    server_stop(s);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
 typedef struct inline_client {
-    int port;
+    const server_proc *srv;
     int max_batch_seen;
     int failures;
 } inline_client;
@@ -373,35 +198,31 @@ typedef struct inline_client {
 static void *inline_main(void *arg)
 {
     inline_client *ic = arg;
-    CURL *c = curl_easy_init();
     static const char body[] = "{\"layer\": {\"type\": \"Conv2d\", \"in_channels\": 3, \"out_channels\": 8, "
                                "\"kernel_size\": 3}, \"weight\": {\"init\": \"random\", \"seed\": 1}, "
                                "\"bias\": {\"init\": \"random\", \"seed\": 2}, "
                                "\"input\": {\"init\": \"random\", \"seed\": 3, \"shape\": [1, 3, 64, 64]}}";
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
     for (int r = 0; r < ROUNDS; r++) {
-        buffer reply, head;
-        long status = post(c, ic->port, "/v1/conv2d", headers, body, strlen(body), &reply, &head);
-        json_t *doc = status == 200 ? json_loadb(reply.data, reply.len, 0, NULL) : NULL;
+        http_reply reply;
+        http_try("POST", url_of(ic->srv, "/v1/conv2d"), json_ct, body, strlen(body), NULL, &reply);
+        json_t *doc = reply.status == 200 ? json_loadb(reply.body, reply.len, 0, NULL) : NULL;
         json_t *b = json_object_get(json_object_get(doc, "stats"), "batch_size");
         if (!json_is_integer(b)) ic->failures++;
         else if (json_integer_value(b) > ic->max_batch_seen) ic->max_batch_seen = (int)json_integer_value(b);
         json_decref(doc);
-        free(reply.data);
-        free(head.data);
+        reply_free(&reply);
     }
-    curl_easy_cleanup(c);
     return NULL;
 }
 
 static void test_inline_layers_never_batch(void **state)
 {
     (void)state;
-    server_proc *s = server_start("--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
+    server_proc *s = server_start("--models", examples_dir(), "--max-batch", "8", "--batch-delay-us", "20000", "--workers", "1", NULL);
     inline_client clients[CLIENTS];
     pthread_t threads[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-        clients[i] = (inline_client){.port = s->port};
+        clients[i] = (inline_client){.srv = s};
         assert_int_equal(pthread_create(&threads[i], NULL, inline_main, &clients[i]), 0);
     }
     for (int i = 0; i < CLIENTS; i++) {
@@ -409,7 +230,7 @@ static void test_inline_layers_never_batch(void **state)
         assert_int_equal(clients[i].failures, 0);
         assert_int_equal(clients[i].max_batch_seen, 1);
     }
-    server_stop(s);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
 int main(void)

@@ -4,15 +4,12 @@
  * propagation, a model replaced while it runs, queue overflow and SIGTERM
  * under load, TLS, and the API key kept out of the log. Each test starts
  * its own server (CONVD_BIN, default build/convd) on an ephemeral port. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,272 +17,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "core/conv.h"
 #include "proto/json_tensor.h"
 #include "proto/safetensors.h"
-
-/* ------------------------------------------------------------ the server process */
-
-typedef struct server_proc {
-    pid_t pid;
-    int port;
-    char base[64];
-    int out_fd;
-    pthread_t reader;
-    pthread_mutex_t lock;
-    char *log;
-    size_t log_len;
-} server_proc;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void *drain_output(void *arg)
-{
-    server_proc *s = arg;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(s->out_fd, buf, sizeof buf)) > 0) {
-        pthread_mutex_lock(&s->lock);
-        char *p = realloc(s->log, s->log_len + (size_t)n + 1);
-        if (p) {
-            memcpy(p + s->log_len, buf, (size_t)n);
-            s->log = p;
-            s->log_len += (size_t)n;
-            s->log[s->log_len] = 0;
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    return NULL;
-}
-
-static bool log_contains(server_proc *s, const char *text)
-{
-    pthread_mutex_lock(&s->lock);
-    bool found = s->log && strstr(s->log, text);
-    pthread_mutex_unlock(&s->lock);
-    return found;
-}
-
-/* `convd serve --port 0 <args...>`, waiting for its "listening on" line */
-static server_proc *server_start(const char *first, ...)
-{
-    const char *bin = getenv("CONVD_BIN");
-    const char *argv[40] = {bin && *bin ? bin : "build/convd", "serve", "--port", "0"};
-    int argc = 4;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && argc < 38; a = va_arg(ap, const char *)) argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    server_proc *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    pthread_mutex_init(&s->lock, NULL);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    s->out_fd = fds[0];
-    assert_int_equal(pthread_create(&s->reader, NULL, drain_output, s), 0);
-    double end = now_s() + 20;
-    while (!s->port && now_s() < end) {
-        pthread_mutex_lock(&s->lock);
-        const char *p = s->log ? strstr(s->log, "listening on http") : NULL;
-        const char *colon = p ? strchr(p + strlen("listening on https://"), ':') : NULL;
-        if (colon && strchr(colon, '\n')) s->port = atoi(colon + 1);
-        pthread_mutex_unlock(&s->lock);
-        int status;
-        if (!s->port && waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr, "server exited early: %s\n", s->log ? s->log : "");
-            fail();
-        }
-        sleep_ms(10);
-    }
-    assert_true(s->port > 0);
-    snprintf(s->base, sizeof s->base, "%s://127.0.0.1:%d", log_contains(s, "listening on https") ? "https" : "http",
-             s->port);
-    return s;
-}
-
-/* Sends sig (0: none, the server is already stopping), waits; the exit status, -1 if killed. */
-static int server_stop(server_proc *s, int sig)
-{
-    if (sig) kill(s->pid, sig);
-    int status = 0;
-    waitpid(s->pid, &status, 0);
-    pthread_join(s->reader, NULL);
-    close(s->out_fd);
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) fprintf(stderr, "server log:\n%s\n", s->log ? s->log : "");
-    free(s->log);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* ------------------------------------------------------------ HTTP with libcurl */
-
-typedef struct http_reply {
-    long status;
-    CURLcode rc;
-    char *body;
-    size_t len;
-    char *headers;
-    size_t headers_len;
-} http_reply;
-
-typedef struct sink {
-    char **buf;
-    size_t *len;
-} sink;
-
-static size_t collect(char *data, size_t size, size_t n, void *userp)
-{
-    sink *k = userp;
-    size_t add = size * n;
-    char *p = realloc(*k->buf, *k->len + add + 1);
-    if (!p) return 0;
-    memcpy(p + *k->len, data, add);
-    *k->len += add;
-    p[*k->len] = 0;
-    *k->buf = p;
-    return add;
-}
-
-static const char *cainfo; /* for https servers */
-
-/* One request; a transport failure is returned in rc (status 0), not asserted. */
-static http_reply http(const server_proc *s, const char *method, const char *path, const char *const *headers,
-                       const void *body, size_t len)
-{
-    http_reply r = {0};
-    size_t url_len = strlen(s->base) + strlen(path) + 1;
-    char *url = malloc(url_len);
-    assert_non_null(url);
-    snprintf(url, url_len, "%s%s", s->base, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-    for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    sink bs = {&r.body, &r.len}, hs = {&r.headers, &r.headers_len};
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bs);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hs);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (cainfo) curl_easy_setopt(c, CURLOPT_CAINFO, cainfo);
-    r.rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
-    free(url);
-    if (!r.body) r.body = calloc(1, 1);
-    if (!r.headers) r.headers = calloc(1, 1);
-    return r;
-}
-
-static const char *const json_ct[] = {"Content-Type: application/json", NULL};
-
-static long post_status(const server_proc *s, const char *path, const char *json)
-{
-    http_reply r = http(s, "POST", path, json_ct, json, strlen(json));
-    free(r.body);
-    free(r.headers);
-    return r.status;
-}
-
-static long get_status(const server_proc *s, const char *path)
-{
-    http_reply r = http(s, "GET", path, NULL, NULL, 0);
-    free(r.body);
-    free(r.headers);
-    return r.status;
-}
-
-/* a Prometheus sample's value; -1 if absent */
-static double metric(const server_proc *s, const char *sample)
-{
-    http_reply r = http(s, "GET", "/metrics", NULL, NULL, 0);
-    assert_int_equal(r.status, 200);
-    double v = -1;
-    size_t n = strlen(sample);
-    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (!strncmp(line, sample, n) && line[n] == ' ') v = atof(line + n + 1);
-    free(r.body);
-    free(r.headers);
-    return v;
-}
-
-static void wait_metric_at_least(const server_proc *s, const char *sample, double value, double timeout_s)
-{
-    double end = now_s() + timeout_s;
-    while (metric(s, sample) < value) {
-        if (now_s() > end) {
-            fprintf(stderr, "timed out waiting for %s >= %g\n", sample, value);
-            fail();
-        }
-        sleep_ms(5);
-    }
-}
-
-/* Waits for /readyz to say 200: every model's warm-up run is over, so the
- * job gauges show client work only. */
-static void wait_warmed(const server_proc *s)
-{
-    double end = now_s() + 60;
-    while (get_status(s, "/readyz") != 200) {
-        assert_true(now_s() < end);
-        sleep_ms(20);
-    }
-}
+#include "tests/unit/server_harness.h"
 
 /* ------------------------------------------------------------ raw sockets */
 
-static int raw_connect(const server_proc *s)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+static int raw_connect(const server_proc *s) { return raw_connect_from(s, NULL); }
 
 static bool send_all(int fd, const void *data, size_t len)
 {
@@ -305,7 +49,7 @@ static char *read_until_close(int fd, double timeout_s, size_t *len_out, bool *c
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     assert_non_null(buf);
-    double end = now_s() + timeout_s;
+    double end = now_s() + timeout_s * timeout_scale();
     *closed = false;
     while (now_s() < end) {
         struct pollfd p = {fd, POLLIN, 0};
@@ -345,24 +89,7 @@ static const char small_conv[] =
 static const char small_conv_answer[] = "\"data\":[2.5,-1.5]";
 
 /* an inline model of `layers` 3x3 Conv2d 32->32 on 1x32xHxH: holds a worker a while */
-static char *slow_request(int layers, int hw)
-{
-    size_t cap = 4096 + (size_t)layers * 256;
-    char *b = malloc(cap);
-    assert_non_null(b);
-    size_t n = (size_t)snprintf(b, cap, "{\"model\": {\"layers\": [");
-    for (int i = 0; i < layers; i++)
-        n += (size_t)snprintf(b + n, cap - n,
-                              "%s{\"type\": \"Conv2d\", \"in_channels\": 32, \"out_channels\": 32, \"kernel_size\": 3, "
-                              "\"padding\": 1}",
-                              i ? ", " : "");
-    n += (size_t)snprintf(b + n, cap - n, "]}, \"weights\": {");
-    for (int i = 0; i < layers; i++)
-        n += (size_t)snprintf(b + n, cap - n, "%s\"%d.weight\": {\"init\": \"random\"}, \"%d.bias\": {\"init\": \"random\"}",
-                              i ? ", " : "", i, i);
-    snprintf(b + n, cap - n, "}, \"input\": {\"shape\": [1, 32, %d, %d], \"init\": \"random\"}}", hw, hw);
-    return b;
-}
+static char *slow_request(int layers, int hw) { return slow_model_request(layers, hw, NULL); }
 
 typedef struct client_arg {
     const server_proc *srv;
@@ -376,7 +103,7 @@ typedef struct client_arg {
 static void *client_main(void *p)
 {
     client_arg *a = p;
-    http_reply r = http(a->srv, "POST", a->path, json_ct, a->body, strlen(a->body));
+    http_reply r = http_request(a->srv, "POST", a->path, json_ct, a->body, strlen(a->body));
     a->status = r.status;
     if (a->keep_reply) a->reply = r.body;
     else free(r.body);
@@ -428,7 +155,7 @@ static void test_slowloris_does_not_starve(void **state)
     for (int i = 0; i < 20; i++) {
         double t0 = now_s();
         assert_int_equal(get_status(s, "/healthz"), 200);
-        http_reply r = http(s, "POST", "/v1/conv2d", json_ct, small_conv, strlen(small_conv));
+        http_reply r = http_request(s, "POST", "/v1/conv2d", json_ct, small_conv, strlen(small_conv));
         assert_int_equal(r.status, 200);
         assert_non_null(strstr(r.body, small_conv_answer));
         free(r.body);
@@ -438,7 +165,7 @@ static void test_slowloris_does_not_starve(void **state)
     }
     pthread_join(th, NULL);
     assert_int_equal(a.opened, 200);
-    assert_true(worst < 2.0); /* served between the slow ones, not behind them */
+    assert_true(worst < 2.0 * timeout_scale()); /* served between the slow ones, not behind them */
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -454,7 +181,7 @@ static void test_per_ip_limit_and_idle_timeout(void **state)
     }
     sleep_ms(100);
     /* the fifth is accepted by the kernel, then closed by the server unanswered */
-    http_reply r = http(s, "GET", "/healthz", NULL, NULL, 0);
+    http_reply r = http_request(s, "GET", "/healthz", NULL, NULL, 0);
     assert_int_equal(r.status, 0);
     assert_int_not_equal(r.rc, CURLE_OK);
     free(r.body);
@@ -471,6 +198,55 @@ static void test_per_ip_limit_and_idle_timeout(void **state)
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
+/* The per-IP limit counts connections by source address: 127.0.0.1 at its
+ * limit is refused while 127.0.0.2 (also loopback on Linux) still gets in. */
+static void test_per_ip_limit_spares_other_ips(void **state)
+{
+    (void)state;
+    server_proc *s = server_start("--max-conns-per-ip", "2", "--idle-timeout-s", "30", NULL);
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = raw_connect_from(s, "127.0.0.1");
+        assert_true(fds[i] >= 0);
+        assert_true(send_all(fds[i], "GET /hea", 8)); /* a started request, then silence */
+    }
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    /* wait until both hold their slot: a third from 127.0.0.1 is closed unanswered */
+    double end = now_s() + 5 * timeout_scale();
+    bool refused = false;
+    while (!refused && now_s() < end) {
+        int fd = raw_connect_from(s, "127.0.0.1");
+        assert_true(fd >= 0); /* the kernel accepts; the server closes it */
+        (void)send_all(fd, req, strlen(req));
+        bool closed;
+        char *got = read_until_close(fd, 5.0, NULL, &closed);
+        refused = closed && count_status(got, 200) == 0;
+        free(got);
+        close(fd);
+        if (!refused) sleep_ms(20);
+    }
+    assert_true(refused);
+    /* another source address is under its own limit */
+    for (int i = 0; i < 3; i++) {
+        int fd = raw_connect_from(s, "127.0.0.2");
+        assert_true(fd >= 0);
+        assert_true(send_all(fd, req, strlen(req)));
+        bool closed;
+        char *got = read_until_close(fd, 5.0, NULL, &closed);
+        assert_int_equal(count_status(got, 200), 1);
+        free(got);
+        close(fd);
+    }
+    for (int i = 0; i < 2; i++) close(fds[i]);
+    /* the slots free once the held connections go */
+    end = now_s() + 5 * timeout_scale();
+    while (get_status(s, "/healthz") != 200) {
+        assert_true(now_s() < end);
+        sleep_ms(20);
+    }
+    assert_int_equal(server_stop(s, SIGTERM), 0);
+}
+
 static void test_header_and_url_limits(void **state)
 {
     (void)state;
@@ -481,7 +257,7 @@ static void test_header_and_url_limits(void **state)
     strcpy(path, "/v1/models/");
     memset(path + 11, 'a', big);
     path[11 + big] = 0;
-    http_reply r = http(s, "GET", path, NULL, NULL, 0);
+    http_reply r = http_request(s, "GET", path, NULL, NULL, 0);
     /* refused (414) or cut off; never a 2xx or 404 for a 100 KiB URL */
     assert_int_equal(r.status, 414);
     free(r.body);
@@ -492,7 +268,7 @@ static void test_header_and_url_limits(void **state)
     memset(hdr + 7, 'b', big);
     hdr[7 + big] = 0;
     const char *const headers[] = {hdr, NULL};
-    r = http(s, "GET", "/healthz", headers, NULL, 0);
+    r = http_request(s, "GET", "/healthz", headers, NULL, 0);
     assert_int_equal(r.status, 431);
     free(r.body);
     free(r.headers);
@@ -522,12 +298,12 @@ static void test_body_limit_exact_and_over(void **state)
     server_proc *s = server_start("--max-body-mb", "1", NULL);
     size_t limit = 1 << 20;
     char *body = padded_conv(limit + 1);
-    http_reply r = http(s, "POST", "/v1/conv2d", json_ct, body, limit);
+    http_reply r = http_request(s, "POST", "/v1/conv2d", json_ct, body, limit);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, small_conv_answer));
     free(r.body);
     free(r.headers);
-    r = http(s, "POST", "/v1/conv2d", json_ct, body, limit + 1);
+    r = http_request(s, "POST", "/v1/conv2d", json_ct, body, limit + 1);
     assert_int_equal(r.status, 413);
     free(r.body);
     free(r.headers);
@@ -652,7 +428,7 @@ static void test_disconnect_mid_compute(void **state)
     wait_metric_at_least(s, "convd_requests_total{route=\"/v1/infer\",status=\"0\"}", 1, 30);
     assert_int_equal(metric(s, "convd_inflight_jobs"), 0);
     assert_int_equal(metric(s, "convd_queue_depth"), 0);
-    http_reply r = http(s, "POST", "/v1/conv2d", json_ct, small_conv, strlen(small_conv));
+    http_reply r = http_request(s, "POST", "/v1/conv2d", json_ct, small_conv, strlen(small_conv));
     assert_int_equal(r.status, 200);
     free(r.body);
     free(r.headers);
@@ -676,7 +452,7 @@ static void test_queue_overflow_then_sigterm(void **state)
     }
     wait_metric_at_least(s, "convd_queue_depth", 2, 10);
     for (int i = 0; i < 3; i++) {
-        http_reply r = http(s, "POST", "/v1/infer", json_ct, slow, strlen(slow));
+        http_reply r = http_request(s, "POST", "/v1/infer", json_ct, slow, strlen(slow));
         assert_int_equal(r.status, 503);
         assert_non_null(strcasestr(r.headers, "Retry-After:"));
         free(r.body);
@@ -684,7 +460,7 @@ static void test_queue_overflow_then_sigterm(void **state)
     }
     kill(s->pid, SIGTERM);
     /* the listening socket closes: new connections are refused */
-    double end = now_s() + 5;
+    double end = now_s() + 5 * timeout_scale();
     int fd;
     while ((fd = raw_connect(s)) >= 0 && now_s() < end) {
         close(fd);
@@ -708,7 +484,7 @@ static json_t *conv_output(const server_proc *s, const char *layer, const char *
     char body[4096];
     snprintf(body, sizeof body, "{\"layer\": %s, \"weight\": {\"data\": %s}%s%s%s, \"input\": {\"shape\": %s, \"data\": %s}}",
              layer, weight, bias ? ", \"bias\": {\"data\": " : "", bias ? bias : "", bias ? "}" : "", input_shape, input);
-    http_reply r = http(s, "POST", "/v1/conv2d", json_ct, body, strlen(body));
+    http_reply r = http_request(s, "POST", "/v1/conv2d", json_ct, body, strlen(body));
     if (r.status != 200) fprintf(stderr, "%ld: %s\n", r.status, r.body);
     assert_int_equal(r.status, 200);
     json_error_t e;
@@ -746,7 +522,7 @@ static void test_nan_inf_propagate_as_torch(void **state)
         snprintf(body, sizeof body,
                  "{\"layer\": %s, \"weight\": {\"data\": [1,1,1,1,1,1,1,1,1]}, \"input\": {\"shape\": [1,1,8,8], \"data\": %s}}",
                  layer, input);
-        http_reply r = http(s, "POST", "/v1/conv2d", json_ct, body, strlen(body));
+        http_reply r = http_request(s, "POST", "/v1/conv2d", json_ct, body, strlen(body));
         if (r.status == 422 || r.status == 400) { /* an algorithm this layer cannot use */
             free(r.body);
             free(r.headers);
@@ -880,7 +656,7 @@ static void test_model_put_delete_while_running(void **state)
                                   NULL);
     const char *infer = "/v1/models/m/infer?encoding=b64";
     const char *body = "{\"input\": {\"init\": \"random\", \"seed\": 3}}";
-    wait_warmed(s);
+    wait_ready(s, 60);
 
     client_arg a = {s, infer, body, 0, NULL, true};
     pthread_t ta;
@@ -917,7 +693,7 @@ static void test_model_put_delete_while_running(void **state)
     curl_easy_cleanup(c);
     /* the new version's warm-up run must not pass for b's job below */
     pthread_join(ta, NULL);
-    wait_warmed(s);
+    wait_ready(s, 60);
     /* a new request sees the new model; a delete while it runs lets it finish */
     client_arg b = {s, infer, body, 0, NULL, true};
     pthread_t tb;
@@ -926,7 +702,7 @@ static void test_model_put_delete_while_running(void **state)
     assert_true(output_all(a.reply, 1.0f)); /* the model it started with */
     wait_metric_at_least(s, "convd_inflight_jobs", 1, 10);
     const char *const auth[] = {"Authorization: Bearer k3y-for-faults", NULL};
-    http_reply r = http(s, "DELETE", "/v1/models/m", auth, NULL, 0);
+    http_reply r = http_request(s, "DELETE", "/v1/models/m", auth, NULL, 0);
     assert_int_equal(r.status, 200);
     free(r.body);
     free(r.headers);
@@ -968,21 +744,21 @@ static void test_tls_with_curl(void **state)
     }
     server_proc *s = server_start("--tls-cert", cert, "--tls-key", key, NULL);
     assert_non_null(strstr(s->base, "https://"));
-    cainfo = cert;
-    http_reply r = http(s, "POST", "/v1/conv2d", json_ct, small_conv, strlen(small_conv));
+    http_cainfo = cert;
+    http_reply r = http_request(s, "POST", "/v1/conv2d", json_ct, small_conv, strlen(small_conv));
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, small_conv_answer));
     free(r.body);
     free(r.headers);
-    cainfo = NULL;
+    http_cainfo = NULL;
     /* without the CA the certificate is refused; plain HTTP gets no reply */
-    r = http(s, "GET", "/healthz", NULL, NULL, 0);
+    r = http_request(s, "GET", "/healthz", NULL, NULL, 0);
     assert_int_not_equal(r.rc, CURLE_OK);
     free(r.body);
     free(r.headers);
     memcpy(s->base, "http:", 5);
     memmove(s->base + 4, s->base + 5, strlen(s->base + 5) + 1);
-    r = http(s, "GET", "/healthz", NULL, NULL, 0);
+    r = http_request(s, "GET", "/healthz", NULL, NULL, 0);
     assert_int_not_equal(r.status, 200);
     free(r.body);
     free(r.headers);
@@ -1016,6 +792,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slowloris_does_not_starve),
         cmocka_unit_test(test_per_ip_limit_and_idle_timeout),
+        cmocka_unit_test(test_per_ip_limit_spares_other_ips),
         cmocka_unit_test(test_header_and_url_limits),
         cmocka_unit_test(test_body_limit_exact_and_over),
         cmocka_unit_test(test_content_length_lies_chunked_pipelined),

@@ -1,22 +1,17 @@
 /* test_server.c — `convd serve` end to end: starts the binary (CONVD_BIN,
  * default build/convd) on an ephemeral port and talks to it with libcurl;
  * results are compared bit for bit with the core run in-process. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -30,255 +25,9 @@
 #include "proto/model_dir.h"
 #include "proto/npy.h"
 #include "proto/random_init.h"
+#include "tests/unit/server_harness.h"
 
-/* ------------------------------------------------------------ the server process */
-
-typedef struct server_proc {
-    pid_t pid;
-    int port;
-    char base[64];
-    int err_fd;
-    pthread_t reader;
-    pthread_mutex_t lock;
-    char *log; /* everything it wrote to stderr/stdout */
-    size_t log_len;
-} server_proc;
-
-static const char *convd_bin(void)
-{
-    const char *b = getenv("CONVD_BIN");
-    return b && *b ? b : "build/convd";
-}
-
-static const char *examples_dir(void)
-{
-    const char *d = getenv("CONVD_EXAMPLES");
-    return d && *d ? d : "examples";
-}
-
-static void *drain_output(void *arg)
-{
-    server_proc *s = arg;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(s->err_fd, buf, sizeof buf)) > 0) {
-        pthread_mutex_lock(&s->lock);
-        char *p = realloc(s->log, s->log_len + (size_t)n + 1);
-        if (p) {
-            memcpy(p + s->log_len, buf, (size_t)n);
-            s->log = p;
-            s->log_len += (size_t)n;
-            s->log[s->log_len] = 0;
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    return NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* The access line is written once the reply has left, so it may trail the
- * client's view by a moment: wait up to 2 s for it. */
-static bool log_contains(server_proc *s, const char *text)
-{
-    double end = now_s() + 2;
-    for (;;) {
-        pthread_mutex_lock(&s->lock);
-        bool found = s->log && strstr(s->log, text);
-        pthread_mutex_unlock(&s->lock);
-        if (found || now_s() > end) return found;
-        sleep_ms(5);
-    }
-}
-
-/* Starts `convd serve --port 0 <args...>` and waits for its "listening on" line. */
-static server_proc *server_start(const char *first, ...)
-{
-    const char *argv[40] = {convd_bin(), "serve", "--port", "0"};
-    int argc = 4;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && argc < 38; a = va_arg(ap, const char *)) argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    server_proc *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    pthread_mutex_init(&s->lock, NULL);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    s->err_fd = fds[0];
-    assert_int_equal(pthread_create(&s->reader, NULL, drain_output, s), 0);
-    double end = now_s() + 10;
-    while (now_s() < end) {
-        pthread_mutex_lock(&s->lock);
-        const char *p = s->log ? strstr(s->log, "listening on http://") : NULL;
-        const char *colon = p ? strchr(p + strlen("listening on http://"), ':') : NULL;
-        if (colon && strchr(colon, '\n')) s->port = atoi(colon + 1);
-        pthread_mutex_unlock(&s->lock);
-        if (s->port) break;
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr, "server exited early: %s\n", s->log ? s->log : "");
-            fail();
-        }
-        sleep_ms(10);
-    }
-    assert_true(s->port > 0);
-    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
-    return s;
-}
-
-/* Sends sig, waits for exit; returns the exit status (-1 if killed by a signal). */
-static int server_stop(server_proc *s, int sig)
-{
-    kill(s->pid, sig);
-    int status = 0;
-    waitpid(s->pid, &status, 0);
-    pthread_join(s->reader, NULL);
-    close(s->err_fd);
-    free(s->log);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* ------------------------------------------------------------ HTTP with libcurl */
-
-typedef struct http_reply {
-    long status;
-    char *body;
-    size_t len;
-    char *headers;
-    size_t headers_len;
-} http_reply;
-
-static size_t collect(char *data, size_t size, size_t n, void *userp)
-{
-    char **buf = ((char ***)userp)[0];
-    size_t *len = ((size_t **)userp)[1];
-    size_t add = size * n;
-    char *p = realloc(*buf, *len + add + 1);
-    if (!p) return 0;
-    memcpy(p + *len, data, add);
-    *len += add;
-    p[*len] = 0;
-    *buf = p;
-    return add;
-}
-
-typedef struct part_spec {
-    const char *name;
-    const void *data;
-    size_t len;
-} part_spec;
-
-/* One request; headers is a NULL-terminated list of "Name: value". parts
- * (NULL-terminated by name) makes it multipart/form-data. */
-/* Performs one request; a transport failure is returned, not asserted, so
- * that client threads (where cmocka's assertions must not run) can use it. */
-static CURLcode http_try(const char *method, const char *url, const char *const *headers, const void *body,
-                         size_t len, const part_spec *parts, http_reply *out)
-{
-    http_reply r = {0};
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *hl = NULL;
-    for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
-    hl = curl_slist_append(hl, "Expect:");
-    curl_mime *mime = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (parts) {
-        mime = curl_mime_init(c);
-        for (const part_spec *p = parts; p->name; p++) {
-            curl_mimepart *mp = curl_mime_addpart(mime);
-            curl_mime_name(mp, p->name);
-            curl_mime_data(mp, p->data, p->len);
-            curl_mime_filename(mp, p->name);
-        }
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    } else if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    void *body_sink[2] = {&r.body, &r.len}, *header_sink[2] = {&r.headers, &r.headers_len};
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body_sink);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, header_sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    /* A body refused early (413 from Content-Length) is answered and the
-     * connection closed while curl may still be sending: when the reply
-     * arrived, it counts and the send error does not. */
-    if (rc == CURLE_SEND_ERROR && r.status >= 400) rc = CURLE_OK;
-    if (rc != CURLE_OK) fprintf(stderr, "curl %s %s: %s\n", method, url, curl_easy_strerror(rc));
-    curl_mime_free(mime);
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
-    if (!r.body) r.body = calloc(1, 1);
-    if (!r.headers) r.headers = calloc(1, 1);
-    *out = r;
-    return rc;
-}
-
-static http_reply http(const char *method, const char *url, const char *const *headers, const void *body, size_t len,
-                       const part_spec *parts)
-{
-    http_reply r;
-    assert_int_equal(http_try(method, url, headers, body, len, parts, &r), CURLE_OK);
-    return r;
-}
-
-static void reply_free(http_reply *r)
-{
-    free(r->body);
-    free(r->headers);
-}
-
-static char *url_of(const server_proc *s, const char *path)
-{
-    static __thread char buf[512];
-    snprintf(buf, sizeof buf, "%s%s", s->base, path);
-    return buf;
-}
-
-static http_reply get(const server_proc *s, const char *path)
-{
-    return http("GET", url_of(s, path), NULL, NULL, 0, NULL);
-}
-
-static const char *const json_ct[] = {"Content-Type: application/json", NULL};
-
-static http_reply post_json(const server_proc *s, const char *path, const char *json)
-{
-    return http("POST", url_of(s, path), json_ct, json, strlen(json), NULL);
-}
+/* ------------------------------------------------------------ replies */
 
 static json_t *body_json(const http_reply *r)
 {
@@ -307,45 +56,6 @@ static void expect_error(http_reply *r, long status, const char *code)
 static bool has_header(const http_reply *r, const char *line_prefix)
 {
     return strcasestr(r->headers, line_prefix) != NULL;
-}
-
-/* value of a Prometheus sample line "name{labels} value" (or "name value"); -1 if absent */
-static double metric(const server_proc *s, const char *sample)
-{
-    http_reply r = get(s, "/metrics");
-    assert_int_equal(r.status, 200);
-    double v = -1;
-    size_t n = strlen(sample);
-    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (!strncmp(line, sample, n) && line[n] == ' ') v = atof(line + n + 1);
-    reply_free(&r);
-    return v;
-}
-
-/* Waits for /readyz to say 200: the models' warm-up runs are over. */
-static void wait_ready(const server_proc *s, double timeout_s)
-{
-    double end = now_s() + timeout_s;
-    for (;;) {
-        http_reply r = get(s, "/readyz");
-        long st = r.status;
-        reply_free(&r);
-        if (st == 200) return;
-        assert_true(now_s() < end);
-        sleep_ms(20);
-    }
-}
-
-static void wait_metric_at_least(const server_proc *s, const char *sample, double value, double timeout_s)
-{
-    double end = now_s() + timeout_s;
-    while (metric(s, sample) < value) {
-        if (now_s() > end) {
-            fprintf(stderr, "timed out waiting for %s >= %g\n", sample, value);
-            fail();
-        }
-        sleep_ms(5);
-    }
 }
 
 /* ------------------------------------------------------------ expected values from the core */
@@ -413,27 +123,9 @@ static char *tensor_json(const conv_tensor *t, json_tensor_encoding enc)
     return text;
 }
 
-/* An inline model of `layers` 3x3 Conv2d 32->32 on 1x32x128x128 (0.3 GFLOP
- * each): small enough for a 1 MiB body limit, slow enough to hold a worker. */
-static char *slow_request_with(int layers, const char *algorithm)
-{
-    size_t cap = 4096 + (size_t)layers * 256;
-    char *b = malloc(cap);
-    assert_non_null(b);
-    size_t n = (size_t)snprintf(b, cap, "{\"model\": {\"layers\": [");
-    for (int i = 0; i < layers; i++)
-        n += (size_t)snprintf(b + n, cap - n,
-                              "%s{\"type\": \"Conv2d\", \"in_channels\": 32, \"out_channels\": 32, \"kernel_size\": 3, "
-                              "\"padding\": 1, \"algorithm\": \"%s\"}",
-                              i ? ", " : "", algorithm);
-    n += (size_t)snprintf(b + n, cap - n, "]}, \"weights\": {");
-    for (int i = 0; i < layers; i++)
-        n += (size_t)snprintf(b + n, cap - n, "%s\"%d.weight\": {\"init\": \"random\"}, \"%d.bias\": {\"init\": \"random\"}",
-                              i ? ", " : "", i, i);
-    snprintf(b + n, cap - n, "}, \"input\": {\"shape\": [1, 32, 128, 128], \"init\": \"random\"}}");
-    return b;
-}
-
+/* 3x3 Conv2d 32->32 layers on 1x32x128x128 (0.3 GFLOP each): small enough
+ * for a 1 MiB body limit, slow enough to hold a worker */
+static char *slow_request_with(int layers, const char *algorithm) { return slow_model_request(layers, 128, algorithm); }
 static char *slow_request(int layers) { return slow_request_with(layers, "auto"); }
 
 static char *slow_body;
@@ -509,7 +201,7 @@ static void test_health_metrics_openapi(void **state)
     json_decref(doc);
     reply_free(&r);
     /* the access log has one line per request */
-    assert_true(log_contains(main_srv, "GET /openapi.json 200"));
+    assert_true(log_wait_for(main_srv, "GET /openapi.json 200", 2));
 }
 
 static void test_models_list_and_get(void **state)
@@ -1117,10 +809,8 @@ static void test_deadline_504(void **state)
 
 static int raw_connect(const server_proc *s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = raw_connect_from(s, NULL);
+    assert_true(fd >= 0);
     return fd;
 }
 
@@ -1163,7 +853,7 @@ static void test_client_disconnects(void **state)
     assert_int_equal(metric(small_srv, "convd_inflight_jobs"), 1);
     pthread_join(ta, NULL);
     assert_int_equal(a.status, 200);
-    assert_true(log_contains(small_srv, "\"path\":\"/v1/conv2d\",\"status\":200"));
+    assert_true(log_wait_for(small_srv, "\"path\":\"/v1/conv2d\",\"status\":200", 2));
 }
 
 static void test_sigterm_drains_in_flight(void **state)
