@@ -15,48 +15,20 @@
 #include "core/conv.h"
 #include "proto/fileio.h"
 #include "proto/npy.h"
+#include "tests/unit/codec_fixtures.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static void fixture_path(const char *name, char *out, size_t size)
-{
-    const char *dir = getenv("CONVD_TEST_DATA");
-    snprintf(out, size, "%s/npy/%s", dir ? dir : "tests/data", name);
-}
-
-static uint8_t *read_fixture(const char *name, size_t *len)
-{
-    char path[512];
-    fixture_path(name, path, sizeof path);
-    uint8_t *bytes = NULL;
-    conv_error err = {{0}};
-    conv_status st = fileio_read_all(path, 1 << 20, &bytes, len, &err);
-    if (st != CONV_OK) fail_msg("cannot read fixture %s: %s", path, err.message);
-    return bytes;
-}
 
 static conv_tensor parse_fixture_ok(const char *name)
 {
     size_t len;
-    uint8_t *bytes = read_fixture(name, &len);
+    uint8_t *bytes = read_fixture("npy", name, &len);
     conv_tensor t;
     conv_error err = {{0}};
     conv_status st = npy_parse(bytes, len, &t, &err);
     free(bytes);
     if (st != CONV_OK) fail_msg("%s: %s (%s)", name, err.message, conv_status_name(st));
     return t;
-}
-
-static uint32_t float_bits(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-
-static void assert_message_contains(const conv_error *err, const char *needle)
-{
-    if (!strstr(err->message, needle)) fail_msg("message \"%s\" lacks \"%s\"", err->message, needle);
 }
 
 /* Parsing must fail with status and a message containing needle, leaving
@@ -169,7 +141,7 @@ static void check_against_expected(const char *npy_name, const char *expected_na
 {
     conv_tensor t = parse_fixture_ok(npy_name);
     size_t len;
-    uint8_t *expected = read_fixture(expected_name, &len);
+    uint8_t *expected = read_fixture("npy", expected_name, &len);
     size_t numel = conv_tensor_numel(&t);
     assert_int_equal(len, numel * 4);
     for (size_t i = 0; i < numel; i++) {
@@ -214,7 +186,7 @@ static void test_version_2_and_3(void **state)
 static void expect_fixture_refused(const char *name, conv_status status, const char *needle)
 {
     size_t len;
-    uint8_t *bytes = read_fixture(name, &len);
+    uint8_t *bytes = read_fixture("npy", name, &len);
     expect_parse_failure(bytes, len, status, needle);
     free(bytes);
 }
@@ -240,7 +212,7 @@ static void test_serialize_matches_numpy_bytes(void **state)
     const char *names[] = {"f32_rank0.npy", "f32_rank1.npy", "f32_rank4.npy", "f32_empty.npy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         size_t numpy_len;
-        uint8_t *numpy_bytes = read_fixture(names[i], &numpy_len);
+        uint8_t *numpy_bytes = read_fixture("npy", names[i], &numpy_len);
         conv_tensor t = parse_fixture_ok(names[i]);
         uint8_t *ours;
         size_t ours_len;
@@ -371,7 +343,7 @@ static void test_every_truncation_fails(void **state)
     const char *names[] = {"f32_rank0.npy", "f32_rank4.npy", "v2_f32.npy", "v3_f32.npy", "f64_rank2.npy"};
     for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
         size_t len;
-        uint8_t *bytes = read_fixture(names[f], &len);
+        uint8_t *bytes = read_fixture("npy", names[f], &len);
         for (size_t prefix = 0; prefix < len; prefix++) {
             /* an exact-size copy, so the sanitizer sees any read past the end */
             uint8_t *copy = malloc(prefix ? prefix : 1);
@@ -542,7 +514,7 @@ static void test_element_limit(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *bytes = read_fixture("f32_rank4.npy", &len);
+    uint8_t *bytes = read_fixture("npy", "f32_rank4.npy", &len);
     conv_tensor t;
     conv_error err = {{0}};
     assert_int_equal(npy_parse_limited(bytes, len, 119, &t, &err), CONV_LIMIT_EXCEEDED);

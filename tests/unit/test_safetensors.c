@@ -15,37 +15,9 @@
 #include "core/conv.h"
 #include "proto/fileio.h"
 #include "proto/safetensors.h"
+#include "tests/unit/codec_fixtures.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static void fixture_path(const char *name, char *out, size_t size)
-{
-    const char *dir = getenv("CONVD_TEST_DATA");
-    snprintf(out, size, "%s/safetensors/%s", dir ? dir : "tests/data", name);
-}
-
-static uint8_t *read_fixture(const char *name, size_t *len)
-{
-    char path[512];
-    fixture_path(name, path, sizeof path);
-    uint8_t *bytes = NULL;
-    conv_error err = {{0}};
-    conv_status st = fileio_read_all(path, 1 << 20, &bytes, len, &err);
-    if (st != CONV_OK) fail_msg("cannot read fixture %s: %s", path, err.message);
-    return bytes;
-}
-
-static uint32_t float_bits(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-
-static void assert_message_contains(const conv_error *err, const char *needle)
-{
-    if (!strstr(err->message, needle)) fail_msg("message \"%s\" lacks \"%s\"", err->message, needle);
-}
 
 /* header length (u64 LE) + header text + data */
 static uint8_t *build_file(const char *header, size_t header_len, const void *data, size_t data_len, size_t *len)
@@ -96,7 +68,7 @@ static void test_model_fixture(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *bytes = read_fixture("model.safetensors", &len);
+    uint8_t *bytes = read_fixture("safetensors", "model.safetensors", &len);
     safetensors_file f;
     conv_error err = {{0}};
     conv_status st = safetensors_parse(bytes, len, &f, &err);
@@ -153,7 +125,7 @@ static void test_scalar_empty_and_bool(void **state)
 {
     (void)state;
     char path[512];
-    fixture_path("scalar_and_empty.safetensors", path, sizeof path);
+    fixture_path("safetensors", "scalar_and_empty.safetensors", path, sizeof path);
     safetensors_file f;
     conv_error err = {{0}};
     conv_status st = safetensors_read_file(path, &f, &err);
@@ -192,7 +164,7 @@ static void test_every_truncation_fails(void **state)
     const char *names[] = {"model.safetensors", "scalar_and_empty.safetensors"};
     for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
         size_t len;
-        uint8_t *bytes = read_fixture(names[n], &len);
+        uint8_t *bytes = read_fixture("safetensors", names[n], &len);
         for (size_t prefix = 0; prefix < len; prefix++) {
             /* exact-size copies so the sanitizer catches any over-read */
             uint8_t *copy = malloc(prefix ? prefix : 1);
