@@ -2,6 +2,116 @@
  * describes every route, body form, reply and error of `convd serve`. */
 #include "server/handlers.h"
 
+/* A /v2 error reply's body, {"error": "..."} (the Open Inference Protocol's
+ * form), as eleven responses describe it. */
+#define V2_ERROR_BODY \
+    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n" \
+    "      \"content\": {\n" \
+    "       \"application/json\": {\n" \
+    "        \"schema\": {\n" \
+    "         \"type\": \"object\",\n" \
+    "         \"required\": [\n" \
+    "          \"error\"\n" \
+    "         ],\n" \
+    "         \"properties\": {\n" \
+    "          \"error\": {\n" \
+    "           \"type\": \"string\"\n" \
+    "          }\n" \
+    "         }\n" \
+    "        }\n" \
+    "       }\n" \
+    "      }\n"
+
+/* The three routes that run a model (/v1/models/{name}/infer, /v1/conv2d,
+ * /v1/infer) take the same ?encoding= and answer alike; these fragments are
+ * joined into the document at compile time, so it is written out once. */
+#define ENCODING_PARAMETER \
+    "     {\n" \
+    "      \"name\": \"encoding\",\n" \
+    "      \"in\": \"query\",\n" \
+    "      \"required\": false,\n" \
+    "      \"schema\": {\n" \
+    "       \"type\": \"string\",\n" \
+    "       \"enum\": [\n" \
+    "        \"list\",\n" \
+    "        \"b64\"\n" \
+    "       ]\n" \
+    "      },\n" \
+    "      \"description\": \"form of the output tensor; default: b64 for b64 and .npy inputs, list otherwise\"\n" \
+    "     }\n"
+
+#define RUN_RESPONSES \
+    "    \"responses\": {\n" \
+    "     \"200\": {\n" \
+    "      \"description\": \"The output and the statistics. With Accept: application/x-npy the body is the output as .npy and the statistics are in the headers Server-Timing, X-Convd-Flops and X-Convd-Stats.\",\n" \
+    "      \"content\": {\n" \
+    "       \"application/json\": {\n" \
+    "        \"schema\": {\n" \
+    "         \"type\": \"object\",\n" \
+    "         \"required\": [\n" \
+    "          \"output\",\n" \
+    "          \"stats\"\n" \
+    "         ],\n" \
+    "         \"properties\": {\n" \
+    "          \"output\": {\n" \
+    "           \"$ref\": \"#/components/schemas/Tensor\"\n" \
+    "          },\n" \
+    "          \"stats\": {\n" \
+    "           \"$ref\": \"#/components/schemas/Stats\"\n" \
+    "          }\n" \
+    "         }\n" \
+    "        }\n" \
+    "       },\n" \
+    "       \"application/x-npy\": {\n" \
+    "        \"schema\": {\n" \
+    "         \"type\": \"string\",\n" \
+    "         \"format\": \"binary\"\n" \
+    "        }\n" \
+    "       }\n" \
+    "      },\n" \
+    "      \"headers\": {\n" \
+    "       \"Server-Timing\": {\n" \
+    "        \"schema\": {\n" \
+    "         \"type\": \"string\"\n" \
+    "        },\n" \
+    "        \"description\": \"queue;dur=MS, compute;dur=MS, total;dur=MS (with .npy replies)\"\n" \
+    "       },\n" \
+    "       \"X-Convd-Flops\": {\n" \
+    "        \"schema\": {\n" \
+    "         \"type\": \"integer\"\n" \
+    "        }\n" \
+    "       },\n" \
+    "       \"X-Convd-Stats\": {\n" \
+    "        \"schema\": {\n" \
+    "         \"type\": \"string\"\n" \
+    "        },\n" \
+    "        \"description\": \"the statistics as compact JSON\"\n" \
+    "       }\n" \
+    "      }\n" \
+    "     },\n" \
+    "     \"400\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     },\n" \
+    "     \"404\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     },\n" \
+    "     \"413\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     },\n" \
+    "     \"415\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     },\n" \
+    "     \"422\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     },\n" \
+    "     \"503\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     },\n" \
+    "     \"504\": {\n" \
+    "      \"$ref\": \"#/components/responses/Error\"\n" \
+    "     }\n" \
+    "    }\n"
+
 const char openapi_json[] =
     "{\n"
     " \"openapi\": \"3.0.3\",\n"
@@ -77,22 +187,7 @@ const char openapi_json[] =
     "      \"description\": \"JSON\"\n"
     "     },\n"
     "     \"404\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     }\n"
     "    },\n"
     "    \"parameters\": [\n"
@@ -131,22 +226,7 @@ const char openapi_json[] =
     "      \"description\": \"JSON\"\n"
     "     },\n"
     "     \"404\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     }\n"
     "    },\n"
     "    \"parameters\": [\n"
@@ -167,22 +247,7 @@ const char openapi_json[] =
     "      \"description\": \"JSON\"\n"
     "     },\n"
     "     \"404\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     }\n"
     "    },\n"
     "    \"parameters\": [\n"
@@ -313,76 +378,16 @@ const char openapi_json[] =
     "      }\n"
     "     },\n"
     "     \"400\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     },\n"
     "     \"404\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     },\n"
     "     \"503\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     },\n"
     "     \"504\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     }\n"
     "    }\n"
     "   }\n"
@@ -411,40 +416,10 @@ const char openapi_json[] =
     "      \"description\": \"loaded, empty body\"\n"
     "     },\n"
     "     \"400\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     },\n"
     "     \"401\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     }\n"
     "    },\n"
     "    \"parameters\": [\n"
@@ -465,40 +440,10 @@ const char openapi_json[] =
     "      \"description\": \"unloaded, empty body\"\n"
     "     },\n"
     "     \"401\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     },\n"
     "     \"404\": {\n"
-    "      \"description\": \"{\\\"error\\\": \\\"...\\\"}\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"error\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"error\": {\n"
-    "           \"type\": \"string\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       }\n"
-    "      }\n"
+    V2_ERROR_BODY
     "     }\n"
     "    },\n"
     "    \"parameters\": [\n"
@@ -515,19 +460,7 @@ const char openapi_json[] =
     "     {\n"
     "      \"$ref\": \"#/components/parameters/name\"\n"
     "     },\n"
-    "     {\n"
-    "      \"name\": \"encoding\",\n"
-    "      \"in\": \"query\",\n"
-    "      \"required\": false,\n"
-    "      \"schema\": {\n"
-    "       \"type\": \"string\",\n"
-    "       \"enum\": [\n"
-    "        \"list\",\n"
-    "        \"b64\"\n"
-    "       ]\n"
-    "      },\n"
-    "      \"description\": \"form of the output tensor; default: b64 for b64 and .npy inputs, list otherwise\"\n"
-    "     }\n"
+    ENCODING_PARAMETER
     "    ],\n"
     "    \"requestBody\": {\n"
     "     \"required\": true,\n"
@@ -554,95 +487,14 @@ const char openapi_json[] =
     "      }\n"
     "     }\n"
     "    },\n"
-    "    \"responses\": {\n"
-    "     \"200\": {\n"
-    "      \"description\": \"The output and the statistics. With Accept: application/x-npy the body is the output as .npy and the statistics are in the headers Server-Timing, X-Convd-Flops and X-Convd-Stats.\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"output\",\n"
-    "          \"stats\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"output\": {\n"
-    "           \"$ref\": \"#/components/schemas/Tensor\"\n"
-    "          },\n"
-    "          \"stats\": {\n"
-    "           \"$ref\": \"#/components/schemas/Stats\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       },\n"
-    "       \"application/x-npy\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\",\n"
-    "         \"format\": \"binary\"\n"
-    "        }\n"
-    "       }\n"
-    "      },\n"
-    "      \"headers\": {\n"
-    "       \"Server-Timing\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\"\n"
-    "        },\n"
-    "        \"description\": \"queue;dur=MS, compute;dur=MS, total;dur=MS (with .npy replies)\"\n"
-    "       },\n"
-    "       \"X-Convd-Flops\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"integer\"\n"
-    "        }\n"
-    "       },\n"
-    "       \"X-Convd-Stats\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\"\n"
-    "        },\n"
-    "        \"description\": \"the statistics as compact JSON\"\n"
-    "       }\n"
-    "      }\n"
-    "     },\n"
-    "     \"400\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"404\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"413\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"415\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"422\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"503\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"504\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     }\n"
-    "    }\n"
+    RUN_RESPONSES
     "   }\n"
     "  },\n"
     "  \"/v1/conv2d\": {\n"
     "   \"post\": {\n"
     "    \"summary\": \"Run one inline Conv2d or SeparableConv2d layer\",\n"
     "    \"parameters\": [\n"
-    "     {\n"
-    "      \"name\": \"encoding\",\n"
-    "      \"in\": \"query\",\n"
-    "      \"required\": false,\n"
-    "      \"schema\": {\n"
-    "       \"type\": \"string\",\n"
-    "       \"enum\": [\n"
-    "        \"list\",\n"
-    "        \"b64\"\n"
-    "       ]\n"
-    "      },\n"
-    "      \"description\": \"form of the output tensor; default: b64 for b64 and .npy inputs, list otherwise\"\n"
-    "     }\n"
+    ENCODING_PARAMETER
     "    ],\n"
     "    \"requestBody\": {\n"
     "     \"required\": true,\n"
@@ -712,95 +564,14 @@ const char openapi_json[] =
     "      }\n"
     "     }\n"
     "    },\n"
-    "    \"responses\": {\n"
-    "     \"200\": {\n"
-    "      \"description\": \"The output and the statistics. With Accept: application/x-npy the body is the output as .npy and the statistics are in the headers Server-Timing, X-Convd-Flops and X-Convd-Stats.\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"output\",\n"
-    "          \"stats\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"output\": {\n"
-    "           \"$ref\": \"#/components/schemas/Tensor\"\n"
-    "          },\n"
-    "          \"stats\": {\n"
-    "           \"$ref\": \"#/components/schemas/Stats\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       },\n"
-    "       \"application/x-npy\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\",\n"
-    "         \"format\": \"binary\"\n"
-    "        }\n"
-    "       }\n"
-    "      },\n"
-    "      \"headers\": {\n"
-    "       \"Server-Timing\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\"\n"
-    "        },\n"
-    "        \"description\": \"queue;dur=MS, compute;dur=MS, total;dur=MS (with .npy replies)\"\n"
-    "       },\n"
-    "       \"X-Convd-Flops\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"integer\"\n"
-    "        }\n"
-    "       },\n"
-    "       \"X-Convd-Stats\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\"\n"
-    "        },\n"
-    "        \"description\": \"the statistics as compact JSON\"\n"
-    "       }\n"
-    "      }\n"
-    "     },\n"
-    "     \"400\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"404\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"413\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"415\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"422\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"503\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"504\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     }\n"
-    "    }\n"
+    RUN_RESPONSES
     "   }\n"
     "  },\n"
     "  \"/v1/infer\": {\n"
     "   \"post\": {\n"
     "    \"summary\": \"Run an inline sequential model\",\n"
     "    \"parameters\": [\n"
-    "     {\n"
-    "      \"name\": \"encoding\",\n"
-    "      \"in\": \"query\",\n"
-    "      \"required\": false,\n"
-    "      \"schema\": {\n"
-    "       \"type\": \"string\",\n"
-    "       \"enum\": [\n"
-    "        \"list\",\n"
-    "        \"b64\"\n"
-    "       ]\n"
-    "      },\n"
-    "      \"description\": \"form of the output tensor; default: b64 for b64 and .npy inputs, list otherwise\"\n"
-    "     }\n"
+    ENCODING_PARAMETER
     "    ],\n"
     "    \"requestBody\": {\n"
     "     \"required\": true,\n"
@@ -850,76 +621,7 @@ const char openapi_json[] =
     "      }\n"
     "     }\n"
     "    },\n"
-    "    \"responses\": {\n"
-    "     \"200\": {\n"
-    "      \"description\": \"The output and the statistics. With Accept: application/x-npy the body is the output as .npy and the statistics are in the headers Server-Timing, X-Convd-Flops and X-Convd-Stats.\",\n"
-    "      \"content\": {\n"
-    "       \"application/json\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"object\",\n"
-    "         \"required\": [\n"
-    "          \"output\",\n"
-    "          \"stats\"\n"
-    "         ],\n"
-    "         \"properties\": {\n"
-    "          \"output\": {\n"
-    "           \"$ref\": \"#/components/schemas/Tensor\"\n"
-    "          },\n"
-    "          \"stats\": {\n"
-    "           \"$ref\": \"#/components/schemas/Stats\"\n"
-    "          }\n"
-    "         }\n"
-    "        }\n"
-    "       },\n"
-    "       \"application/x-npy\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\",\n"
-    "         \"format\": \"binary\"\n"
-    "        }\n"
-    "       }\n"
-    "      },\n"
-    "      \"headers\": {\n"
-    "       \"Server-Timing\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\"\n"
-    "        },\n"
-    "        \"description\": \"queue;dur=MS, compute;dur=MS, total;dur=MS (with .npy replies)\"\n"
-    "       },\n"
-    "       \"X-Convd-Flops\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"integer\"\n"
-    "        }\n"
-    "       },\n"
-    "       \"X-Convd-Stats\": {\n"
-    "        \"schema\": {\n"
-    "         \"type\": \"string\"\n"
-    "        },\n"
-    "        \"description\": \"the statistics as compact JSON\"\n"
-    "       }\n"
-    "      }\n"
-    "     },\n"
-    "     \"400\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"404\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"413\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"415\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"422\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"503\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     },\n"
-    "     \"504\": {\n"
-    "      \"$ref\": \"#/components/responses/Error\"\n"
-    "     }\n"
-    "    }\n"
+    RUN_RESPONSES
     "   }\n"
     "  },\n"
     "  \"/v1/models\": {\n"
