@@ -57,6 +57,37 @@ double timeout_scale(void)
 
 /* ------------------------------------------------------------ the server process */
 
+/* Servers started and not yet stopped: a failed assertion leaves its test
+ * early, so at exit these are killed rather than left running. */
+enum { MAX_LIVE = 64 };
+static pid_t live_pids[MAX_LIVE];
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kill_leftover_servers(void)
+{
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live_pids[i] > 0) {
+            kill(live_pids[i], SIGKILL);
+            waitpid(live_pids[i], NULL, 0);
+            live_pids[i] = 0;
+        }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void track_server(pid_t pid, bool live)
+{
+    static bool registered;
+    pthread_mutex_lock(&live_lock);
+    if (!registered) registered = atexit(kill_leftover_servers) == 0;
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live ? live_pids[i] == 0 : live_pids[i] == pid) {
+            live_pids[i] = live ? pid : 0;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+}
+
 static void *drain_output(void *arg)
 {
     server_proc *s = arg;
@@ -119,6 +150,7 @@ server_proc *server_start(const char *first, ...)
         _exit(127);
     }
     close(fds[1]);
+    track_server(s->pid, true);
     s->out_fd = fds[0];
     assert_int_equal(pthread_create(&s->reader, NULL, drain_output, s), 0);
     double end = now_s() + 20 * timeout_scale();
@@ -131,6 +163,7 @@ server_proc *server_start(const char *first, ...)
         int status;
         if (!s->port && waitpid(s->pid, &status, WNOHANG) == s->pid) {
             fprintf(stderr, "server exited early: %s\n", s->log ? s->log : "");
+            track_server(s->pid, false);
             fail();
         }
         if (!s->port) sleep_ms(10);
@@ -146,6 +179,7 @@ int server_stop(server_proc *s, int sig)
     if (sig) kill(s->pid, sig);
     int status = 0;
     waitpid(s->pid, &status, 0);
+    track_server(s->pid, false);
     pthread_join(s->reader, NULL);
     close(s->out_fd);
     if (!WIFEXITED(status) || WEXITSTATUS(status)) fprintf(stderr, "server log:\n%s\n", s->log ? s->log : "");
