@@ -1,0 +1,33 @@
+/* pw_gemm.h — the pointwise (1x1) GEMM with weights packed at load: C = act(A*B + bias)
+ * for A = weights [m x k], B = activations [k x n] read in place, C written NCHW. */
+#ifndef CONVD_CORE_KERNELS_PW_GEMM_H
+#define CONVD_CORE_KERNELS_PW_GEMM_H
+
+#include "core/internal.h"
+
+#define PW_MR 6   /* output channels per register block */
+#define PW_NR 16  /* columns per register block (two AVX vectors) */
+#define PW_KC 256 /* depth per pass, so a B panel (16 x 256 floats) stays in L1 */
+#define PW_MC 120 /* weight rows per pass (a multiple of PW_MR): 120 KiB of A at PW_KC, held in L2 */
+
+/* The weights of one group packed in panels of PW_MR rows (zero-padded),
+ * each panel k-major: panel[p * PW_MR + r] = A[panel_row + r][p]. */
+typedef struct pw_packed {
+    float *a; /* NULL without AVX2/FMA or for grouped convolutions */
+    int64_t m, k;
+} pw_packed;
+
+/* Packs A [m x k] (row-major) for pw_gemm_avx2; NULL packed->a when the
+ * AVX2 path cannot run. */
+conv_status pw_pack(const float *a, int64_t m, int64_t k, pw_packed *packed, conv_error *err);
+void pw_packed_free(pw_packed *packed);
+
+/* C[m x n] (leading dimension ldc) = act(A * B + bias), B [k x n] with
+ * leading dimension ldb; bias may be NULL. AVX2/FMA only. */
+void pw_gemm_avx2(const pw_packed *a, const float *b, int64_t ldb, int64_t n, float *c, int64_t ldc,
+                  const float *bias, conv_activation act);
+
+/* true when a->packed (conv_kernel_gemm_1x1's pack) holds A for pw_gemm_avx2 */
+bool conv_gemm_1x1_packed_usable(const conv_run_args *a);
+
+#endif
