@@ -30,6 +30,7 @@ static const conv_kernel *const kernel_table[CONV_ALGO_COUNT] = {
     [CONV_ALGO_GEMM_1X1] = &conv_kernel_gemm_1x1,
     [CONV_ALGO_WINOGRAD] = &conv_kernel_winograd,
     [CONV_ALGO_DEPTHWISE] = &conv_kernel_depthwise,
+    [CONV_ALGO_FUSED_SEPARABLE] = &conv_kernel_fused_separable,
 };
 
 const conv_kernel *conv_kernel_for(conv_algorithm algo)

@@ -82,6 +82,7 @@ extern const conv_kernel conv_kernel_im2col;
 extern const conv_kernel conv_kernel_gemm_1x1;
 extern const conv_kernel conv_kernel_winograd;
 extern const conv_kernel conv_kernel_depthwise;
+extern const conv_kernel conv_kernel_fused_separable; /* pairs only: see fused_separable.h */
 
 /* shared helpers for kernels */
 void conv_apply_activation(float *data, size_t n, conv_activation act);

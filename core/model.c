@@ -4,7 +4,9 @@
  *
  * A model compiles its layers into ops. An op computes one layer, or a layer
  * plus the BatchNorm folded into its weights and the activation fused into
- * its epilogue; a SeparableConv2d op holds two convolution stages. Layers
+ * its epilogue; a SeparableConv2d op holds two convolution stages, and so
+ * does a depthwise Conv2d followed (after a folded BatchNorm and a fused
+ * activation) by a 1x1 stride-1 Conv2d, run as one fused pair. Layers
  * absorbed into another op keep their statistics row with fused_into set. */
 #include <math.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "core/internal.h"
+#include "core/kernels/fused_separable.h"
 
 typedef enum op_kind { OP_CONV, OP_SEPARABLE, OP_BATCHNORM, OP_ACTIVATION, OP_MAXPOOL, OP_AVGPOOL } op_kind;
 
@@ -33,6 +36,7 @@ typedef struct model_op {
     size_t layer;        /* the model layer this op is for */
     size_t last_layer;   /* the last layer it absorbs (folded BN, fused activation) */
     conv_stage stage[2]; /* OP_CONV: [0]; OP_SEPARABLE: depthwise [0], pointwise [1] */
+    bool fused;          /* OP_SEPARABLE: the stages run as one fused_separable pair */
     conv_activation act; /* OP_ACTIVATION */
     float *scale, *shift; /* OP_BATCHNORM */
 } model_op;
@@ -304,6 +308,45 @@ static conv_status absorb_followers(conv_model *m, const weight_table *tables, s
     return CONV_OK;
 }
 
+static bool fusable_choice(conv_algorithm a) { return a == CONV_ALGO_AUTO || a == CONV_ALGO_FUSED_SEPARABLE; }
+
+/* Does depthwise Conv2d layer i (its BatchNorm and activation already
+ * absorbed) feed layer j, a 1x1 stride-1 unpadded ungrouped Conv2d, so the
+ * two can run as a fused pair? Fused when fusion is on or either layer
+ * forces "fused_separable", unless either forces another algorithm. */
+static bool pairs_with_pointwise(const conv_model *m, size_t i, size_t j)
+{
+    const conv_layer_spec *dw = &m->layers[i], *pw = &m->layers[j];
+    if (dw->type != CONV_LAYER_CONV2D || pw->type != CONV_LAYER_CONV2D) return false;
+    if (dw->groups != dw->in_channels || !fusable_choice(dw->algorithm) || !fusable_choice(pw->algorithm))
+        return false;
+    if (!m->opts.fuse && dw->algorithm != CONV_ALGO_FUSED_SEPARABLE && pw->algorithm != CONV_ALGO_FUSED_SEPARABLE)
+        return false;
+    int64_t pads[4];
+    conv_resolve_padding(pw, pads);
+    return pw->kernel_size[0] == 1 && pw->kernel_size[1] == 1 && pw->stride[0] == 1 && pw->stride[1] == 1 &&
+           pads[0] == 0 && pads[1] == 0 && pads[2] == 0 && pads[3] == 0 && pw->groups == 1 &&
+           pw->in_channels == dw->out_channels;
+}
+
+/* Makes op (a depthwise Conv2d) a fused pair with the 1x1 Conv2d at layer
+ * j and what that absorbs; every absorbed layer counts as computed by op. */
+static conv_status compile_pointwise_partner(conv_model *m, const weight_table *tables, model_op *op, size_t j,
+                                             conv_error *err)
+{
+    const conv_layer_spec *pw = &m->layers[j];
+    conv_stage *st = &op->stage[1];
+    conv_status s;
+    stage_params(st, pw, pw->in_channels, pw->out_channels, 1, true);
+    if ((s = stage_load_weights(st, param(m, tables, j, "weight"), param(m, tables, j, "bias"), err)) ||
+        (s = absorb_followers(m, tables, j, st, &op->last_layer, err)) || (s = stage_pack(st, &m->opts, err)))
+        return s;
+    for (size_t l = op->layer + 1; l <= op->last_layer; l++) m->fused_into[l] = (int)op->layer;
+    op->kind = OP_SEPARABLE;
+    op->fused = true;
+    return CONV_OK;
+}
+
 static conv_status compile_layer(conv_model *m, const weight_table *tables, size_t i, model_op *op, size_t *next,
                                  conv_error *err)
 {
@@ -319,6 +362,9 @@ static conv_status compile_layer(conv_model *m, const weight_table *tables, size
             return st;
         if ((st = absorb_followers(m, tables, i, &op->stage[0], &op->last_layer, err))) return st;
         if ((st = stage_pack(&op->stage[0], &m->opts, err))) return st;
+        if (op->last_layer + 1 < m->n_layers && pairs_with_pointwise(m, i, op->last_layer + 1) &&
+            (st = compile_pointwise_partner(m, tables, op, op->last_layer + 1, err)))
+            return st;
         break;
     case CONV_LAYER_SEPARABLE_CONV2D: {
         int64_t mid = s->in_channels * s->depth_multiplier;
@@ -333,6 +379,9 @@ static conv_status compile_layer(conv_model *m, const weight_table *tables, size
         if ((st = absorb_followers(m, tables, i, &op->stage[1], &op->last_layer, err))) return st;
         if ((st = stage_pack(&op->stage[0], &m->opts, err)) || (st = stage_pack(&op->stage[1], &m->opts, err)))
             return st;
+        /* fused by default (measured faster on every benchmark shape); any
+         * other forced algorithm names the unfused depthwise stage */
+        op->fused = s->algorithm == CONV_ALGO_FUSED_SEPARABLE || (s->algorithm == CONV_ALGO_AUTO && m->opts.fuse);
         break;
     }
     case CONV_LAYER_BATCHNORM2D: {
@@ -536,6 +585,21 @@ static conv_status plan_stage(const conv_model *m, const conv_stage *st, const c
     return autotune_stage(m, st, &padded, algo, err);
 }
 
+/* A fused pair: the padded copy its depthwise stage may need; no mid tensor. */
+static conv_status plan_fused(const model_op *op, op_plan *pl, size_t *pad_bytes, conv_error *err)
+{
+    conv_dims padded;
+    if (padded_dims(&op->stage[0], &pl->in, &padded)) {
+        size_t bytes;
+        if (!activation_bytes(&padded, &bytes)) return conv_fail(err, CONV_LIMIT_EXCEEDED, "padded input size overflows");
+        if (bytes > *pad_bytes) *pad_bytes = bytes;
+    }
+    if (!conv_fused_separable_supports(&op->stage[0].params, &op->stage[1].params))
+        return conv_fail(err, CONV_UNSUPPORTED_ALGORITHM, "algorithm \"fused_separable\" cannot run this pair");
+    pl->algo[0] = pl->algo[1] = CONV_ALGO_FUSED_SEPARABLE;
+    return CONV_OK;
+}
+
 static void set_standard_equivalent(conv_layer_stats *ls, const conv_layer_spec *s)
 {
     int64_t kk = s->kernel_size[0] * s->kernel_size[1];
@@ -684,6 +748,14 @@ conv_status conv_plan_create(const conv_model *m, const int64_t input_shape[4], 
             if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], &plan->pad_bytes, err))) goto fail;
             ls->algorithm = pl->algo[0];
             snprintf(ls->execution, sizeof ls->execution, "%s", conv_algorithm_name(pl->algo[0]));
+        } else if (op->kind == OP_SEPARABLE && op->fused) {
+            pl->mid = pl->out;
+            pl->mid.c = op->stage[0].params.out_channels;
+            if ((s = plan_fused(op, pl, &plan->pad_bytes, err))) goto fail;
+            ls->algorithm = CONV_ALGO_FUSED_SEPARABLE;
+            snprintf(ls->execution, sizeof ls->execution, "%s", conv_algorithm_name(CONV_ALGO_FUSED_SEPARABLE));
+            for (size_t l = op->layer + 1; l <= op->last_layer; l++)
+                if (m->layers[l].type == CONV_LAYER_CONV2D) ms->layers[l].algorithm = CONV_ALGO_FUSED_SEPARABLE;
         } else if (op->kind == OP_SEPARABLE) {
             pl->mid = pl->out;
             pl->mid.c = op->stage[0].params.out_channels;
@@ -747,6 +819,9 @@ static bool layout_workspace(const conv_plan *plan, int threads, workspace_layou
         if (m->ops[i].kind == OP_CONV) {
             if (!stage_scratch(&m->ops[i].stage[0], pl->algo[0], &pl->in, &pl->out, threads, &b)) return false;
             if (b > kernel) kernel = b;
+        } else if (m->ops[i].kind == OP_SEPARABLE && m->ops[i].fused) {
+            if (!conv_fused_separable_workspace(&m->ops[i].stage[0].params, &pl->mid, threads, &b)) return false;
+            if (b > kernel) kernel = b;
         } else if (m->ops[i].kind == OP_SEPARABLE) {
             if (!stage_scratch(&m->ops[i].stage[0], pl->algo[0], &pl->in, &pl->mid, threads, &b)) return false;
             if (b > kernel) kernel = b;
@@ -806,6 +881,37 @@ static void run_stage(const conv_stage *st, conv_algorithm algo, const float *sr
     conv_kernel_for(algo)->run(&args);
 }
 
+static void run_fused(const model_op *op, const op_plan *pl, const float *src, float *dst, char *ws,
+                      const workspace_layout *w, conv_threadpool *pool)
+{
+    const conv_stage *dw = &op->stage[0], *pw = &op->stage[1];
+    conv_dims padded;
+    const float *x = src;
+    if (padded_dims(dw, &pl->in, &padded)) {
+        float *copy = (float *)(ws + 2 * w->act + w->mid);
+        conv_pad_plane(src, copy, pl->in.n * pl->in.c, pl->in.h, pl->in.w, dw->mode_pads, dw->pad_mode);
+        x = copy;
+    }
+    fused_sep_args args = {
+        .dw = &dw->params,
+        .pw = &pw->params,
+        .dw_weight = dw->weight,
+        .dw_bias = dw->bias,
+        .dw_packed = dw->packed[CONV_ALGO_DEPTHWISE],
+        .pw_weight = pw->weight,
+        .pw_bias = pw->bias,
+        .pw_packed = pw->packed[CONV_ALGO_GEMM_1X1],
+        .input = x,
+        .output = dst,
+        .in = padded,
+        .mid = pl->mid,
+        .out = pl->out,
+        .workspace = ws + 2 * w->act + w->mid + w->pad,
+        .pool = pool,
+    };
+    conv_fused_separable_run(&args);
+}
+
 conv_status conv_model_run(const conv_model *m, const conv_plan *plan, const float *input, float *output,
                            void *workspace, conv_threadpool *pool, conv_model_stats *stats, conv_error *err)
 {
@@ -835,6 +941,10 @@ conv_status conv_model_run(const conv_model *m, const conv_plan *plan, const flo
         switch (op->kind) {
         case OP_CONV: run_stage(&op->stage[0], pl->algo[0], src, dst, &pl->in, &pl->out, ws, &w, pool); break;
         case OP_SEPARABLE:
+            if (op->fused) {
+                run_fused(op, pl, src, dst, ws, &w, pool);
+                break;
+            }
             run_stage(&op->stage[0], pl->algo[0], src, mid, &pl->in, &pl->mid, ws, &w, pool);
             run_stage(&op->stage[1], pl->algo[1], mid, dst, &pl->mid, &pl->out, ws, &w, pool);
             break;

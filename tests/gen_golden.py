@@ -196,6 +196,21 @@ case("stack_vgg_batch3", [3, 3, 12, 10], lambda: [
 case("stack_pool_first", [1, 3, 9, 9], lambda: [
     Avg(3, stride=1, padding=1, count_include_pad=False), BN(3), Conv(3, 4, 1), ReLU(), Max(2, padding=1)])
 
+# --- fused depthwise-separable pairs (tiles of rows, odd tile sizes, batch, stride,
+# dilation, padding modes, multiplier 2, 1x1 maps) and the packed 1x1 GEMM's edges
+case("fused_sep_tiles", [2, 24, 45, 37], lambda: [Sep(24, 40, 3, padding=1)])
+case("fused_sep_dm2_thin_tiles", [1, 32, 11, 150], lambda: [Sep(32, 48, 3, padding=1, depth_multiplier=2)])
+case("fused_dw_bn_relu6_pw", [2, 16, 19, 23], lambda: [
+    Conv(16, 16, 3, stride=2, padding=1, groups=16, bias=False), BN(16), ReLU6(),
+    Conv(16, 24, 1, bias=False), BN(24), ReLU()], scale=4.0)
+case("fused_dw_dilated_reflect_pw", [1, 8, 17, 13], lambda: [
+    Conv(8, 16, 3, padding=2, dilation=2, groups=8, padding_mode="reflect"), ReLU(), Conv(16, 12, 1)])
+case("fused_dw_pw_1x1_map", [3, 6, 1, 1], lambda: [
+    Conv(6, 6, 3, padding=1, groups=6), BN(6), Conv(6, 10, 1), ReLU6()], scale=8.0)
+case("conv1x1_partial_blocks", [1, 20, 17, 19], lambda: [Conv(20, 13, 1)])
+case("conv1x1_deep", [1, 300, 16, 17], lambda: [Conv(300, 7, 1), ReLU()])
+case("conv1x1_wide_out", [2, 8, 16, 16], lambda: [Conv(8, 130, 1), ReLU6()], scale=6.0)
+
 
 def seed_of(name):
     return zlib.crc32(name.encode("utf-8"))

@@ -434,7 +434,13 @@ static void test_statistics_by_hand(void **state)
     assert_false(st->layers[4].has_standard_equivalent);
     assert_int_equal(st->layers[4].macs, 25690112);
     assert_int_equal(st->layers[4].params, 2048 + 64);
-    assert_int_equal(st->layers[4].algorithm, CONV_ALGO_GEMM_1X1);
+    /* the depthwise conv, its BN and ReLU6 and the 1x1 conv run as one fused pair */
+    assert_int_equal(st->layers[3].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    assert_string_equal(st->layers[3].execution, "fused_separable");
+    assert_int_equal(st->layers[3].fused_into, -1);
+    assert_int_equal(st->layers[4].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    assert_string_equal(st->layers[4].execution, "fused");
+    assert_int_equal(st->layers[4].fused_into, 3);
     assert_int_equal(st->layers[5].receptive_field[0], 9);
     assert_int_equal(st->layers[5].jump[0], 4);
     assert_int_equal(st->layers[5].macs, 0);
@@ -477,6 +483,220 @@ static void test_separable_statistics(void **state)
     assert_float_equal(ls->flop_ratio, 933888.0 / 4423680.0, 1e-12);
     assert_float_equal(ls->textbook_ratio, 0.1 + 1.0 / 9, 1e-12);
     assert_int_equal(ls->receptive_field[0], 3);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+}
+
+/* ------------------------------------------------ fused separable pairs */
+
+/* dw Conv2d(c, c*mult, k, groups c) [+ BN] [+ ReLU6] + Conv2d(c*mult, out, 1) [+ ReLU]
+ * as layers 0..n-1; returns n */
+static size_t dw_pw_layers(conv_layer_spec *l, int64_t c, int64_t mult, int64_t out, int64_t k, int64_t stride,
+                           int64_t dilation, conv_padding_mode mode, bool bn, bool relu6)
+{
+    size_t n = 0;
+    conv_layer_spec_init(&l[n], CONV_LAYER_CONV2D);
+    l[n].in_channels = c, l[n].out_channels = c * mult, l[n].groups = c;
+    l[n].kernel_size[0] = l[n].kernel_size[1] = k;
+    l[n].stride[0] = l[n].stride[1] = stride;
+    l[n].dilation[0] = l[n].dilation[1] = dilation;
+    l[n].padding[0] = l[n].padding[1] = dilation * (k / 2);
+    l[n].padding_mode = mode;
+    n++;
+    if (bn) {
+        conv_layer_spec_init(&l[n], CONV_LAYER_BATCHNORM2D);
+        l[n++].num_features = c * mult;
+    }
+    if (relu6) conv_layer_spec_init(&l[n++], CONV_LAYER_RELU6);
+    conv_layer_spec_init(&l[n], CONV_LAYER_CONV2D);
+    l[n].in_channels = c * mult, l[n].out_channels = out, l[n].kernel_size[0] = l[n].kernel_size[1] = 1;
+    n++;
+    conv_layer_spec_init(&l[n++], CONV_LAYER_RELU);
+    return n;
+}
+
+/* weights for every layer of a model, named "<layer>.<suffix>" */
+static void model_weights(const conv_layer_spec *l, size_t n, owned_weights *w)
+{
+    memset(w, 0, sizeof *w);
+    for (size_t i = 0; i < n; i++) {
+        conv_param_desc d[CONV_MAX_LAYER_PARAMS];
+        size_t nd = conv_layer_param_descs(&l[i], d);
+        for (size_t k = 0; k < nd; k++) {
+            char name[48];
+            snprintf(name, sizeof name, "%zu.%s", i, d[k].suffix);
+            add_weight(w, name, d[k].rank, d[k].dims);
+            if (strcmp(d[k].suffix, "running_var") == 0)
+                for (size_t e = 0; e < conv_tensor_numel(&w->t[w->n - 1].tensor); e++)
+                    w->t[w->n - 1].tensor.data[e] = 0.5f + fabsf(w->t[w->n - 1].tensor.data[e]);
+        }
+    }
+}
+
+static void run_model(const conv_layer_spec *l, size_t n, const owned_weights *w, bool fuse, const conv_tensor *in,
+                      conv_tensor *out, conv_threadpool *pool, conv_layer_stats *first_row)
+{
+    conv_model_options opts;
+    conv_model_options_init(&opts);
+    opts.fuse = fuse;
+    conv_model *m;
+    conv_error err;
+    if (conv_model_create(l, n, w->t, w->n, &opts, &m, &err)) fail_msg("%s", err.message);
+    conv_model_stats stats;
+    conv_layer_stats rows[8];
+    stats.layers = rows;
+    if (conv_model_run_alloc(m, in, out, pool, &stats, &err)) fail_msg("%s", err.message);
+    if (first_row) *first_row = rows[0];
+    conv_model_destroy(m);
+}
+
+static void test_fused_pair_matches_unfused(void **state)
+{
+    (void)state;
+    /* shapes around the tile rows (128 KiB of mid channels x width per tile):
+     * several tiles with a short last one, one-row tiles, 1x1 maps, batch 3,
+     * stride 2, dilation 2, multiplier 2, reflect padding, 5x5 */
+    static const struct {
+        int64_t n, c, h, w, mult, out, k, stride, dilation;
+        conv_padding_mode mode;
+        bool bn, relu6;
+    } cases[] = {
+        {1, 32, 37, 112, 1, 64, 3, 1, 1, CONV_PAD_ZEROS, true, true},
+        {2, 64, 9, 600, 1, 24, 3, 1, 1, CONV_PAD_ZEROS, false, true},
+        {3, 6, 1, 1, 1, 10, 3, 1, 1, CONV_PAD_ZEROS, true, false},
+        {1, 12, 31, 29, 2, 20, 3, 2, 1, CONV_PAD_ZEROS, true, true},
+        {2, 8, 17, 13, 1, 7, 3, 1, 2, CONV_PAD_REFLECT, false, false},
+        {1, 20, 23, 21, 1, 33, 5, 1, 1, CONV_PAD_ZEROS, true, true},
+    };
+    conv_threadpool *pool;
+    assert_int_equal(conv_threadpool_create(2, &pool, NULL), CONV_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        conv_layer_spec l[5];
+        size_t n = dw_pw_layers(l, cases[i].c, cases[i].mult, cases[i].out, cases[i].k, cases[i].stride,
+                                cases[i].dilation, cases[i].mode, cases[i].bn, cases[i].relu6);
+        owned_weights w;
+        model_weights(l, n, &w);
+        conv_tensor in, want, got;
+        random_input(&in, cases[i].n, cases[i].c, cases[i].h, cases[i].w);
+        conv_layer_stats row;
+        run_model(l, n, &w, false, &in, &want, NULL, &row);
+        assert_int_not_equal(row.algorithm, CONV_ALGO_FUSED_SEPARABLE);
+        for (int threaded = 0; threaded < 2; threaded++) {
+            run_model(l, n, &w, true, &in, &got, threaded ? pool : NULL, &row);
+            assert_int_equal(row.algorithm, CONV_ALGO_FUSED_SEPARABLE);
+            char what[64];
+            snprintf(what, sizeof what, "fused case %zu, %d thread(s)", i, threaded + 1);
+            assert_close(&got, &want, 1e-5, what);
+            conv_tensor_free(&got);
+        }
+        conv_tensor_free(&want);
+        conv_tensor_free(&in);
+        free_weights(&w);
+    }
+    conv_threadpool_destroy(pool);
+}
+
+static void test_fused_pair_statistics(void **state)
+{
+    (void)state;
+    conv_layer_spec l[6];
+    size_t n = dw_pw_layers(l, 8, 1, 16, 3, 1, 1, CONV_PAD_ZEROS, true, true);
+    assert_int_equal(n, 5);
+    conv_model_options opts;
+    conv_model_options_init(&opts);
+    opts.structure_only = true;
+    conv_model *m;
+    conv_plan *plan;
+    conv_error err;
+    int64_t shape[4] = {1, 8, 20, 20};
+
+    /* unfused: each convolution is its own op */
+    opts.fuse = false;
+    assert_int_equal(conv_model_create(l, n, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    const conv_model_stats *st = conv_plan_stats(plan);
+    assert_int_equal(st->layers[0].algorithm, CONV_ALGO_DEPTHWISE);
+    assert_int_equal(st->layers[3].algorithm, CONV_ALGO_GEMM_1X1);
+    assert_int_equal(st->layers[3].fused_into, -1);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+
+    /* fusion off (so no activation is fused and ReLU6 would separate the
+     * pair) but the pair forced through the 1x1 layer's algorithm */
+    conv_layer_spec f[4];
+    size_t nf = dw_pw_layers(f, 8, 1, 16, 3, 1, 1, CONV_PAD_ZEROS, true, false);
+    f[2].algorithm = CONV_ALGO_FUSED_SEPARABLE;
+    assert_int_equal(conv_model_create(f, nf, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    st = conv_plan_stats(plan);
+    assert_int_equal(st->layers[0].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    assert_string_equal(st->layers[0].execution, "fused_separable");
+    assert_int_equal(st->layers[1].fused_into, 0);
+    assert_string_equal(st->layers[1].execution, "folded");
+    assert_int_equal(st->layers[2].fused_into, 0);
+    assert_string_equal(st->layers[2].execution, "fused");
+    assert_int_equal(st->layers[2].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    assert_int_equal(st->layers[3].fused_into, -1); /* fusion off: the ReLU runs on its own */
+    assert_string_equal(st->layers[3].execution, "elementwise");
+    /* costs stay per layer: the 1x1 keeps its MACs, the folded BN has none */
+    assert_int_equal(st->layers[2].macs, 16 * 20 * 20 * 8);
+    assert_int_equal(st->layers[1].macs, 0);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+
+    /* fusion on: BN, ReLU6, the 1x1 and its ReLU all computed by layer 0 */
+    opts.fuse = true;
+    assert_int_equal(conv_model_create(l, n, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    st = conv_plan_stats(plan);
+    assert_int_equal(st->layers[0].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    for (size_t i = 1; i < n; i++) assert_int_equal(st->layers[i].fused_into, 0);
+    assert_string_equal(st->layers[2].execution, "fused");
+    assert_string_equal(st->layers[3].execution, "fused");
+    assert_string_equal(st->layers[4].execution, "fused");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+
+    /* another algorithm forced on either layer keeps them apart */
+    opts.fuse = true;
+    l[3].algorithm = CONV_ALGO_AUTO;
+    l[0].algorithm = CONV_ALGO_DEPTHWISE;
+    assert_int_equal(conv_model_create(l, n, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    assert_int_equal(conv_plan_stats(plan)->layers[3].fused_into, -1);
+    assert_int_equal(conv_plan_stats(plan)->layers[3].algorithm, CONV_ALGO_GEMM_1X1);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+    l[0].algorithm = CONV_ALGO_AUTO;
+    l[3].algorithm = CONV_ALGO_IM2COL;
+    assert_int_equal(conv_model_create(l, n, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    assert_int_equal(conv_plan_stats(plan)->layers[0].algorithm, CONV_ALGO_DEPTHWISE);
+    assert_int_equal(conv_plan_stats(plan)->layers[3].algorithm, CONV_ALGO_IM2COL);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+
+    /* a forced fused_separable with no 1x1 partner cannot run */
+    l[0].algorithm = CONV_ALGO_FUSED_SEPARABLE;
+    assert_int_equal(conv_model_create(l, 1, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_UNSUPPORTED_ALGORITHM);
+    conv_model_destroy(m);
+
+    /* SeparableConv2d: fused by default, unfused when another algorithm is forced */
+    conv_layer_spec sep;
+    conv_layer_spec_init(&sep, CONV_LAYER_SEPARABLE_CONV2D);
+    sep.in_channels = 8, sep.out_channels = 16, sep.kernel_size[0] = sep.kernel_size[1] = 3;
+    sep.padding[0] = sep.padding[1] = 1;
+    assert_int_equal(conv_model_create(&sep, 1, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    assert_int_equal(conv_plan_stats(plan)->layers[0].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    assert_string_equal(conv_plan_stats(plan)->layers[0].execution, "fused_separable");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+    sep.algorithm = CONV_ALGO_DEPTHWISE;
+    assert_int_equal(conv_model_create(&sep, 1, NULL, 0, &opts, &m, &err), CONV_OK);
+    assert_int_equal(conv_plan_create(m, shape, &plan, &err), CONV_OK);
+    assert_string_equal(conv_plan_stats(plan)->layers[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
     conv_plan_destroy(plan);
     conv_model_destroy(m);
 }
@@ -556,6 +776,8 @@ int main(void)
         cmocka_unit_test(test_weight_errors),
         cmocka_unit_test(test_statistics_by_hand),
         cmocka_unit_test(test_separable_statistics),
+        cmocka_unit_test(test_fused_pair_matches_unfused),
+        cmocka_unit_test(test_fused_pair_statistics),
         cmocka_unit_test(test_overflowing_shapes),
         cmocka_unit_test(test_threadpool_runs_each_index_once),
     };

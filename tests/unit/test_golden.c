@@ -56,14 +56,38 @@ static double relative_error(const conv_tensor *got, const conv_tensor *want, ch
     return worst / (scale > 0 ? scale : 1.0);
 }
 
+/* Is layer i a depthwise Conv2d whose next convolution-like layer (past a
+ * BatchNorm and an activation) is a 1x1 Conv2d it can run fused with? */
+static bool feeds_pointwise(const conv_layer_spec *layers, size_t n, size_t i)
+{
+    const conv_layer_spec *s = &layers[i];
+    if (s->type != CONV_LAYER_CONV2D || s->groups != s->in_channels) return false;
+    size_t j = i + 1;
+    if (j < n && layers[j].type == CONV_LAYER_BATCHNORM2D) j++;
+    if (j < n && (layers[j].type == CONV_LAYER_RELU || layers[j].type == CONV_LAYER_RELU6)) j++;
+    if (j >= n) return false;
+    const conv_layer_spec *pw = &layers[j];
+    bool unpadded = pw->padding_kind != CONV_PADDING_EXPLICIT || (pw->padding[0] == 0 && pw->padding[1] == 0);
+    return pw->type == CONV_LAYER_CONV2D && pw->kernel_size[0] == 1 && pw->kernel_size[1] == 1 &&
+           pw->stride[0] == 1 && pw->stride[1] == 1 && pw->groups == 1 && unpadded;
+}
+
 /* Forces `algo` on every convolution layer it can run, leaving the others
- * on auto: a rerun then exercises that kernel on every golden shape. */
+ * on auto: a rerun then exercises that kernel on every golden shape.
+ * SeparableConv2d takes direct (both stages), depthwise (its unfused
+ * depthwise stage) and fused_separable; fused_separable goes on the
+ * SeparableConv2d layers and the depthwise Conv2d layers that feed a 1x1. */
 static void force_algorithm(conv_layer_spec *layers, size_t n, conv_algorithm algo)
 {
     for (size_t i = 0; i < n; i++) {
         conv_layer_spec *s = &layers[i];
-        if (s->type == CONV_LAYER_CONV2D || (s->type == CONV_LAYER_SEPARABLE_CONV2D && algo == CONV_ALGO_DIRECT))
+        if (algo == CONV_ALGO_FUSED_SEPARABLE) {
+            if (s->type == CONV_LAYER_SEPARABLE_CONV2D || feeds_pointwise(layers, n, i)) s->algorithm = algo;
+        } else if (s->type == CONV_LAYER_CONV2D ||
+                   (s->type == CONV_LAYER_SEPARABLE_CONV2D &&
+                    (algo == CONV_ALGO_DIRECT || algo == CONV_ALGO_DEPTHWISE))) {
             s->algorithm = algo;
+        }
     }
 }
 
