@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/base64.h"
+#include "proto/json_fast.h"
 #include "proto/random_init.h"
 
 enum {
@@ -569,6 +570,38 @@ static conv_status parse_list(const parse_context *ctx, const json_t *data, floa
     return CONV_OK;
 }
 
+/* The same values and messages as parse_list, from a json_fast number list
+ * (integers there are exact in a double, so the float rounding is the same) */
+static conv_status parse_number_list(const parse_context *ctx, const json_fast_numbers *list, float *out,
+                                     size_t numel)
+{
+    for (size_t i = 0; i < numel; i++) {
+        double d = json_fast_numbers_value(list, i);
+        switch (json_fast_numbers_kind(list, i)) {
+        case JSON_FAST_INTEGER:
+            out[i] = (float)d;
+            break;
+        case JSON_FAST_REAL:
+            out[i] = (float)d;
+            if (isinf(out[i]))
+                return conv_fail(ctx->err, CONV_INVALID_PARAMETER,
+                                 "%s.data[%zu]: %g is outside the float32 range (use \"Infinity\" for infinity)",
+                                 ctx->path, i, d);
+            break;
+        case JSON_FAST_NAN:
+            out[i] = NAN;
+            break;
+        case JSON_FAST_INFINITY:
+            out[i] = INFINITY;
+            break;
+        default:
+            out[i] = -INFINITY;
+            break;
+        }
+    }
+    return CONV_OK;
+}
+
 static conv_status parse_b64(const parse_context *ctx, const json_t *b64, float *out, size_t bytes)
 {
     const char *text = json_string_value(b64);
@@ -655,10 +688,12 @@ conv_status json_tensor_parse(const json_t *value, const char *path, const int64
                          ctx.path, shape_text, numel, limits->max_elements);
 
     uint64_t seed_value = 0;
+    json_fast_numbers number_list;
+    bool is_number_list = data && json_fast_numbers_view(data, &number_list);
     if (data) {
-        if (!json_is_array(data))
+        if (!json_is_array(data) && !is_number_list)
             return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data: must be a list of numbers", ctx.path);
-        size_t count = json_array_size(data);
+        size_t count = is_number_list ? number_list.count : json_array_size(data);
         if (count != numel)
             return conv_fail(err, CONV_INVALID_SHAPE, "%s.data: has %zu numbers, shape %s needs %zu", ctx.path, count,
                              shape_text, numel);
@@ -687,7 +722,8 @@ conv_status json_tensor_parse(const json_t *value, const char *path, const int64
     conv_status st = CONV_OK;
     json_tensor_encoding used;
     if (data) {
-        st = parse_list(&ctx, data, values, numel);
+        st = is_number_list ? parse_number_list(&ctx, &number_list, values, numel)
+                            : parse_list(&ctx, data, values, numel);
         used = JSON_TENSOR_LIST;
     } else if (b64) {
         st = parse_b64(&ctx, b64, values, bytes);

@@ -40,6 +40,9 @@ typedef enum json_tensor_encoding {
 } json_tensor_encoding;
 
 /* Parses value into a newly allocated tensor (free with conv_tensor_free).
+ * value may come from json_loadb or json_fast_loadb (proto/json_fast.h),
+ * whose "data" number lists read the same, value for value and message for
+ * message.
  * path names the value in messages ("input", "weights[\"conv1.weight\"]"),
  * e.g. "input.shape[2]: must be a positive integer". expected_shape and
  * expected_rank are NULL/0 when the caller does not know the shape. limits

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/json_fast.h"
+
 static const struct {
     const char *name;
     v2_datatype type;
@@ -210,39 +212,32 @@ typedef struct flatten_ctx {
     int depth;
 } flatten_ctx;
 
-static conv_status flatten(flatten_ctx *c, const json_t *v, conv_error *err)
+/* One element of "data", from a json_t or a json_fast number list */
+typedef struct scalar {
+    bool is_boolean, is_true, is_number, is_integer;
+    double value;
+} scalar;
+
+static conv_status flatten_scalar(flatten_ctx *c, const scalar *v, conv_error *err)
 {
-    if (json_is_array(v)) {
-        if (++c->depth > 8)
-            return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data: nested deeper than 8 lists", c->what);
-        size_t i;
-        const json_t *e;
-        json_array_foreach(v, i, e) {
-            conv_status s = flatten(c, e, err);
-            if (s) return s;
-        }
-        c->depth--;
-        return CONV_OK;
-    }
     if (c->n == c->want)
         return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data: more than the %zu values its shape holds", c->what,
                          c->want);
     size_t i = c->n;
-    double d;
     if (c->type == V2_BOOL) {
-        if (!json_is_boolean(v))
+        if (!v->is_boolean)
             return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data[%zu]: BOOL values must be true or false", c->what, i);
-        c->dst[c->n++] = json_is_true(v) ? 1.0f : 0.0f;
+        c->dst[c->n++] = v->is_true ? 1.0f : 0.0f;
         return CONV_OK;
     }
-    if (!json_is_number(v))
+    if (!v->is_number)
         return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data[%zu]: must be a number for datatype %s", c->what, i,
                          v2_datatype_name(c->type));
-    d = json_number_value(v);
+    double d = v->value;
     if (is_int_type(c->type)) {
         double lo, hi;
         int_range(c->type, &lo, &hi);
-        if (!json_is_integer(v) || d < lo || d > hi)
+        if (!v->is_integer || d < lo || d > hi)
             return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data[%zu]: must be an integer in %s's range", c->what, i,
                              v2_datatype_name(c->type));
         if (check_exact_int(d, c->what, i, c->type, err)) return CONV_INVALID_PARAMETER;
@@ -251,6 +246,42 @@ static conv_status flatten(flatten_ctx *c, const json_t *v, conv_error *err)
     }
     c->dst[c->n++] = (float)d;
     return CONV_OK;
+}
+
+static conv_status flatten(flatten_ctx *c, const json_t *v, conv_error *err)
+{
+    json_fast_numbers list;
+    bool is_list = json_fast_numbers_view(v, &list);
+    if (json_is_array(v) || is_list) {
+        if (++c->depth > 8)
+            return conv_fail(err, CONV_INVALID_PARAMETER, "%s.data: nested deeper than 8 lists", c->what);
+        if (is_list) {
+            for (size_t i = 0; i < list.count; i++) {
+                json_fast_kind kind = json_fast_numbers_kind(&list, i);
+                /* the non-finite strings of a number list are strings, not numbers, here */
+                scalar e = {.is_number = kind == JSON_FAST_INTEGER || kind == JSON_FAST_REAL,
+                            .is_integer = kind == JSON_FAST_INTEGER,
+                            .value = json_fast_numbers_value(&list, i)};
+                conv_status s = flatten_scalar(c, &e, err);
+                if (s) return s;
+            }
+        } else {
+            size_t i;
+            const json_t *e;
+            json_array_foreach(v, i, e) {
+                conv_status s = flatten(c, e, err);
+                if (s) return s;
+            }
+        }
+        c->depth--;
+        return CONV_OK;
+    }
+    scalar e = {.is_boolean = json_is_boolean(v),
+                .is_true = json_is_true(v),
+                .is_number = json_is_number(v),
+                .is_integer = json_is_integer(v),
+                .value = json_is_number(v) ? json_number_value(v) : 0};
+    return flatten_scalar(c, &e, err);
 }
 
 static conv_status parse_shape(const json_t *in, const char *path, size_t max_elements, int *rank, int64_t *dims,
@@ -358,7 +389,8 @@ conv_status v2_request_parse(const uint8_t *body, size_t body_len, size_t json_l
         return conv_fail(err, CONV_INVALID_PARAMETER, "Inference-Header-Content-Length: %zu is larger than the body (%zu bytes)",
                          json_len, body_len);
     json_error_t jerr;
-    out->doc = json_loadb((const char *)body, json_len, JSON_REJECT_DUPLICATES, &jerr);
+    /* json_fast keeps long "data" lists out of the DOM, several times faster than json_loadb */
+    out->doc = json_fast_loadb((const char *)body, json_len, JSON_REJECT_DUPLICATES, &jerr);
     conv_status s = CONV_OK;
     if (!out->doc) {
         s = conv_fail(err, CONV_INVALID_PARAMETER, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,

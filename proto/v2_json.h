@@ -68,7 +68,7 @@ typedef struct v2_output_request {
 } v2_output_request;
 
 typedef struct v2_request {
-    json_t *doc;          /* the JSON part; owned */
+    json_t *doc;          /* the JSON part (json_fast_loadb: long "data" lists are number lists); owned */
     const char *id;       /* in doc; NULL when absent */
     size_t n_inputs;
     v2_input inputs[V2_MAX_TENSORS];

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proto/json_fast.h"
 #include "proto/json_tensor.h"
 #include "proto/model_dir.h"
 #include "proto/model_json.h"
@@ -91,7 +92,7 @@ static int unsupported_media(request *req, const char *ct, const char *accepted)
 static json_t *parse_json_object(request *req, const char *what, const uint8_t *text, size_t len)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = json_fast_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
         reply_error(&req->reply, 400, "invalid_json", "%s: invalid JSON at line %d, column %d (byte %d): %s", what,
                     jerr.line, jerr.column, jerr.position, jerr.text);
