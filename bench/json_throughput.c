@@ -1,7 +1,9 @@
 /* json_throughput.c — times tensor JSON text both ways (list and base64
  * forms) on typical activation shapes, in MB of JSON text per second on one
- * core. Standalone, not a test; build by hand:
- *   gcc -O2 -std=c11 -D_GNU_SOURCE -I. -o json_throughput bench/json_throughput.c \
+ * core: the writers, json_loadb + json_tensor_parse (the old reading path)
+ * and json_fast_loadb + json_tensor_parse (what the server uses).
+ * Standalone, not a test; build by hand:
+ *   gcc -O2 -std=c11 -D_GNU_SOURCE -I. -o json_throughput bench/json_throughput.c proto/json_fast.c \
  *       proto/json_tensor.c proto/base64.c proto/random_init.c core/status.c core/tensor.c -ljansson -lm */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/conv.h"
+#include "proto/json_fast.h"
 #include "proto/json_tensor.h"
 #include "proto/random_init.h"
 
@@ -60,14 +63,16 @@ static double time_jansson_dump(const conv_tensor *t, size_t *text_len)
     return best;
 }
 
-/* json_loadb + json_tensor_parse, separately timed */
-static void time_parse(const char *text, size_t len, double *load_best, double *total_best)
+typedef json_t *(*load_fn)(const char *text, size_t len, size_t flags, json_error_t *error);
+
+/* load (json_loadb or json_fast_loadb) + json_tensor_parse, separately timed */
+static void time_parse(load_fn load, const char *text, size_t len, double *load_best, double *total_best)
 {
     *load_best = *total_best = 1e9;
     for (int r = 0; r < RUNS; r++) {
         json_error_t jerr;
         double start = now_seconds();
-        json_t *v = json_loadb(text, len, 0, &jerr);
+        json_t *v = load(text, len, JSON_REJECT_DUPLICATES, &jerr);
         double loaded = now_seconds();
         conv_tensor t;
         conv_error err;
@@ -104,12 +109,14 @@ static void bench_shape(const int64_t dims[4])
             json_tensor_write_list(&t, &text, &len);
         else
             json_tensor_write_b64(&t, &text, &len);
-        double load, total;
-        time_parse(text, len, &load, &total);
+        double load, total, fast_load, fast_total;
+        time_parse(json_loadb, text, len, &load, &total);
+        time_parse(json_fast_loadb, text, len, &fast_load, &fast_total);
         free(text);
         double mb = (double)len / 1e6;
-        printf("%-18s %-5s %7.2f MB text | write %7.1f MB/s | parse %6.1f MB/s (json_loadb alone %6.1f MB/s)\n",
-               shape, e == 0 ? "list" : "b64", mb, mb / write, mb / total, mb / load);
+        printf("%-18s %-5s %7.2f MB text | write %7.1f MB/s | parse: json_fast %6.1f MB/s (load alone %6.1f), "
+               "jansson %6.1f MB/s (json_loadb alone %6.1f)\n",
+               shape, e == 0 ? "list" : "b64", mb, mb / write, mb / fast_total, mb / fast_load, mb / total, mb / load);
     }
     size_t len;
     double dump = time_jansson_dump(&t, &len);
