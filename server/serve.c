@@ -59,6 +59,7 @@ int cli_serve(int argc, char **argv)
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error return, not a death */
+    log_buffering_start(); /* after the mask: its thread must not take the stop signals */
 
     server srv = {
         .cfg = &cfg,
@@ -123,6 +124,7 @@ int cli_serve(int argc, char **argv)
          * with suspended connections: leave the rest to process exit. */
         log_message(cfg.log_format, "warn", "drain timeout: %d job(s) queued, %d running; exiting anyway",
                     workers_queued(srv.workers), workers_running(srv.workers));
+        log_buffering_stop();
         return EXIT_OK;
     }
     double left = deadline - clock_seconds();
@@ -137,5 +139,6 @@ done:
     repo_destroy(srv.repo);
     metrics_destroy(srv.metrics);
     free(srv.api_key);
+    log_buffering_stop();
     return status;
 }
