@@ -38,7 +38,7 @@ TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test unit conformance golden bench deploy-check loadtest fuzz soak clean
+.PHONY: all deps run test unit conformance golden bench deploy-check loadtest fuzz soak valgrind clean
 all: $(BUILD)/convd
 
 deps:
@@ -109,6 +109,12 @@ loadtest: $(BUILD)/convd
 FUZZ_SECONDS ?= 60
 fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
+
+# the integration suites (test_server, test_faults, test_batching, tests/cli)
+# with every convd process under valgrind memcheck: a definite leak or an
+# invalid access fails it; summaries in $(BUILD)/valgrind/ (slow; not in test)
+valgrind: $(BUILD)/convd $(TEST_BIN)
+	@tests/valgrind.sh $(BUILD)
 
 # 10 minutes at saturation, mixed requests: RSS, fds, p99 and errors over
 # time into soak-report/ (not in CI)

@@ -55,6 +55,11 @@ double timeout_scale(void)
     return scale >= 1.0 ? scale : 1.0;
 }
 
+int slow_layers(int layers)
+{
+    return timeout_scale() > 1 ? (layers + 7) / 8 : layers;
+}
+
 /* ------------------------------------------------------------ the server process */
 
 /* Servers started and not yet stopped: a failed assertion leaves its test

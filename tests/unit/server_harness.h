@@ -34,6 +34,11 @@ const char *examples_dir(void);
  * (default 1), for a server run under valgrind. Every wait below uses it. */
 double timeout_scale(void);
 
+/* A slow request's layer count for this run: under valgrind (scale > 1) an
+ * eighth of them (at least one) holds a worker as long as all of them do
+ * natively, and keeps the suite's run time bounded. */
+int slow_layers(int layers);
+
 /* Starts `convd serve --port 0 <args...>` (NULL-terminated) and waits for its
  * "listening on" line. */
 server_proc *server_start(const char *first, ...);

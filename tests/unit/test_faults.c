@@ -422,7 +422,7 @@ static void test_disconnect_mid_compute(void **state)
 {
     (void)state;
     server_proc *s = server_start("--workers", "1", NULL);
-    char *slow = slow_request(8, 96);
+    char *slow = slow_request(slow_layers(8), 96);
     int fd = raw_connect(s);
     char head[256];
     int n = snprintf(head, sizeof head,
@@ -445,9 +445,11 @@ static void test_disconnect_mid_compute(void **state)
 static void test_queue_overflow_then_sigterm(void **state)
 {
     (void)state;
+    char drain_ms[32];
+    snprintf(drain_ms, sizeof drain_ms, "%.0f", 120000 * timeout_scale());
     server_proc *s = server_start("--workers", "1", "--queue-depth", "2", "--max-batch", "1", "--drain-timeout-ms",
-                                  "120000", NULL);
-    char *slow = slow_request(6, 96);
+                                  drain_ms, NULL);
+    char *slow = slow_request(slow_layers(6), 96);
     enum { ADMITTED = 3 };
     client_arg args[ADMITTED];
     pthread_t th[ADMITTED];

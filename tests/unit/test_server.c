@@ -147,10 +147,12 @@ static int setup(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "s3cret-key\n", 11), 11);
     close(fd);
-    slow_body = slow_request(24);
+    slow_body = slow_request(slow_layers(24));
     main_srv = server_start("--models", examples_dir(), NULL);
+    char timeout_ms[32];
+    snprintf(timeout_ms, sizeof timeout_ms, "%.0f", 20000 * timeout_scale());
     small_srv = server_start("--workers", "1", "--queue-depth", "1", "--max-body-mb", "1", "--api-key-file", key_file,
-                             "--request-timeout-ms", "20000", "--log-format", "json", NULL);
+                             "--request-timeout-ms", timeout_ms, "--log-format", "json", NULL);
     wait_ready(main_srv, 20);
     return 0;
 }
@@ -788,7 +790,7 @@ static void test_deadline_504(void **state)
     server_proc *s = server_start("--workers", "1", "--request-timeout-ms", "200", NULL);
     /* the running job must outlast the 200 ms deadline on any machine: 16
      * layers of 0.3 GFLOP on the reference kernel take well over a second */
-    char *slower = slow_request_with(16, "direct");
+    char *slower = slow_request_with(slow_layers(16), "direct");
     client_arg a = {s, 0, "/v1/infer", slower, NULL, 0, false};
     pthread_t ta;
     assert_int_equal(pthread_create(&ta, NULL, client_main, &a), 0);
@@ -862,7 +864,9 @@ static void test_sigterm_drains_in_flight(void **state)
     /* a generous drain bound: on a loaded machine four of these jobs can
      * take longer than the 10 s default, and this test is about the drain
      * losing nothing, not about its timeout */
-    server_proc *s = server_start("--workers", "1", "--drain-timeout-ms", "120000", "--models", examples_dir(), NULL);
+    char drain_ms[32];
+    snprintf(drain_ms, sizeof drain_ms, "%.0f", 120000 * timeout_scale());
+    server_proc *s = server_start("--workers", "1", "--drain-timeout-ms", drain_ms, "--models", examples_dir(), NULL);
     wait_ready(s, 60);
     enum { N = 4 };
     client_arg args[N];
