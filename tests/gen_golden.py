@@ -211,6 +211,24 @@ case("conv1x1_partial_blocks", [1, 20, 17, 19], lambda: [Conv(20, 13, 1)])
 case("conv1x1_deep", [1, 300, 16, 17], lambda: [Conv(300, 7, 1), ReLU()])
 case("conv1x1_wide_out", [2, 8, 16, 16], lambda: [Conv(8, 130, 1), ReLU6()], scale=6.0)
 
+# --- strided, dilated and grouped standard convolutions on the polyphase paths
+# (implicit GEMM over stride phases; dilation split into its phase sub-images)
+case("conv_s2_rgb_odd", [1, 3, 23, 21], lambda: [Conv(3, 32, 3, stride=2, padding=1), ReLU6()], scale=4.0)
+case("conv_s2_rgb_batch", [2, 3, 16, 18], lambda: [Conv(3, 16, 3, stride=2, padding=1, bias=False)])
+case("conv_s2_reflect", [1, 3, 15, 17], lambda: [Conv(3, 8, 3, stride=2, padding=1, padding_mode="reflect")])
+case("conv_s2_replicate", [1, 3, 14, 13], lambda: [Conv(3, 8, 3, stride=2, padding=2, padding_mode="replicate")])
+case("conv_s2_circular", [1, 3, 13, 16], lambda: [Conv(3, 8, 3, stride=2, padding=1, padding_mode="circular")])
+case("conv_s2_k5_asym", [1, 4, 19, 14], lambda: [Conv(4, 6, (5, 3), stride=2, padding=(2, 1))])
+case("conv_s3_k3", [1, 3, 20, 22], lambda: [Conv(3, 5, 3, stride=3, padding=1)])
+case("conv_s2_dilation2", [1, 3, 17, 17], lambda: [Conv(3, 8, 3, stride=2, padding=2, dilation=2)])
+case("conv_s2_groups", [2, 16, 13, 12], lambda: [Conv(16, 16, 3, stride=2, padding=1, groups=4)])
+case("conv_dilation2_wide", [1, 40, 13, 15], lambda: [Conv(40, 24, 3, padding=2, dilation=2), ReLU()])
+case("conv_dilation3", [2, 16, 20, 19], lambda: [Conv(16, 20, 3, padding=3, dilation=3)])
+case("conv_dilation2_odd_pad", [1, 16, 11, 14], lambda: [Conv(16, 16, 3, padding=1, dilation=2)])
+case("conv_dilation2_reflect", [1, 16, 12, 9], lambda: [Conv(16, 16, 3, padding=2, dilation=2, padding_mode="reflect")])
+case("conv_dilation_asym", [1, 16, 14, 17], lambda: [Conv(16, 16, 3, padding=(2, 3), dilation=(2, 3))])
+case("conv_groups4_16ch", [1, 64, 12, 11], lambda: [Conv(64, 64, 3, padding=1, groups=4), ReLU()])
+
 
 def seed_of(name):
     return zlib.crc32(name.encode("utf-8"))

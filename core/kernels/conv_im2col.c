@@ -4,9 +4,10 @@
  * Large GEMMs unfold a (K block x column tile) slice at a time and call
  * cblas_sgemm on it, accumulating over K blocks (beta = 1), so no full-size
  * im2col copy is ever made while each sgemm stays large enough that
- * OpenBLAS's packing of W is amortised. Small or skinny stride-1 GEMMs (few
- * taps or few outputs per group, where sgemm's packing dominates) go to the
- * AVX2 implicit GEMM, which reads the padded input in place. */
+ * OpenBLAS's packing of W is amortised. Small or skinny GEMMs (few taps or
+ * few outputs per group, where sgemm's packing dominates; strides up to 4)
+ * go to the AVX2 implicit GEMM, which reads the padded input (or its stride
+ * phases) in place. */
 #include <cblas.h>
 #include <string.h>
 

@@ -53,37 +53,51 @@ typedef struct ig_case {
     int64_t pt, pb, pl, pr;
     conv_activation act;
     bool bias, nan_input;
+    int64_t sh, sw; /* stride */
 } ig_case;
 
 static const ig_case ig_cases[] = {
     /* the suite's small shapes */
-    {1, 3, 33, 35, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false},
-    {1, 32, 28, 28, 32, 3, 3, 1, 1, 2, 1, 1, 1, 1, CONV_ACT_RELU, true, false},
-    {1, 3, 21, 17, 10, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, false, false},
+    {1, 3, 33, 35, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 1, 1},
+    {1, 32, 28, 28, 32, 3, 3, 1, 1, 2, 1, 1, 1, 1, CONV_ACT_RELU, true, false, 1, 1},
+    {1, 3, 21, 17, 10, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, false, false, 1, 1},
     /* 1x1 maps, a single output, odd channel counts (the one-row blocks) */
-    {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false},
-    {2, 5, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false},
-    {1, 7, 1, 9, 3, 1, 3, 1, 1, 1, 0, 0, 1, 1, CONV_ACT_NONE, true, false},
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 1, 1},
+    {2, 5, 1, 1, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false, 1, 1},
+    {1, 7, 1, 9, 3, 1, 3, 1, 1, 1, 0, 0, 1, 1, CONV_ACT_NONE, true, false, 1, 1},
     /* asymmetric padding, dilation, a kernel wider than tall */
-    {1, 4, 13, 11, 6, 3, 5, 2, 3, 2, 0, 3, 1, 6, CONV_ACT_NONE, true, false},
-    {3, 6, 9, 30, 9, 2, 2, 1, 1, 3, 0, 1, 1, 0, CONV_ACT_RELU, false, false},
+    {1, 4, 13, 11, 6, 3, 5, 2, 3, 2, 0, 3, 1, 6, CONV_ACT_NONE, true, false, 1, 1},
+    {3, 6, 9, 30, 9, 2, 2, 1, 1, 3, 0, 1, 1, 0, CONV_ACT_RELU, false, false, 1, 1},
     /* spans over several tasks with a masked tail, batch > 1 */
-    {2, 2, 37, 41, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false},
+    {2, 2, 37, 41, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false, 1, 1},
     /* NaN passes through the epilogue as in torch */
-    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true},
-    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, true},
+    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true, 1, 1},
+    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, true, 1, 1},
+    /* strides through the polyphase components: MobileNet's first layer at
+     * odd and even sizes, a 1-pixel row, asymmetric strides and padding,
+     * dilation with stride, kernels smaller than the stride, groups, batch */
+    {1, 3, 37, 37, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false, 2, 2},
+    {1, 3, 36, 38, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 2, 2},
+    {2, 3, 17, 20, 5, 3, 3, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, false, false, 2, 2},
+    {1, 2, 1, 29, 3, 1, 3, 1, 1, 1, 0, 0, 2, 1, CONV_ACT_NONE, true, false, 1, 2},
+    {1, 4, 23, 19, 6, 5, 3, 1, 1, 2, 2, 1, 0, 3, CONV_ACT_RELU, true, false, 3, 2},
+    {1, 3, 25, 26, 4, 3, 3, 2, 3, 1, 2, 2, 3, 3, CONV_ACT_NONE, true, false, 2, 2},
+    {1, 2, 30, 31, 3, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 4, 3},
+    {3, 6, 15, 14, 9, 2, 2, 1, 1, 3, 1, 0, 0, 1, CONV_ACT_NONE, true, false, 2, 2},
+    {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true, 2, 2},
 };
 
 static void run_case(const ig_case *k, conv_threadpool *pool, size_t index)
 {
+    int64_t sh = k->sh, sw = k->sw;
     conv_params p = {
         .in_channels = k->c, .out_channels = k->out, .groups = k->groups, .kernel_h = k->kh, .kernel_w = k->kw,
-        .stride_h = 1, .stride_w = 1, .dilation_h = k->dh, .dilation_w = k->dw, .pad_top = k->pt,
+        .stride_h = sh, .stride_w = sw, .dilation_h = k->dh, .dilation_w = k->dw, .pad_top = k->pt,
         .pad_bottom = k->pb, .pad_left = k->pl, .pad_right = k->pr, .activation = k->act,
     };
     conv_dims in = {k->n, k->c, k->h, k->w};
-    conv_dims out = {k->n, k->out, k->h + k->pt + k->pb - k->dh * (k->kh - 1),
-                     k->w + k->pl + k->pr - k->dw * (k->kw - 1)};
+    conv_dims out = {k->n, k->out, (k->h + k->pt + k->pb - k->dh * (k->kh - 1) - 1) / sh + 1,
+                     (k->w + k->pl + k->pr - k->dw * (k->kw - 1) - 1) / sw + 1};
     assert_true(out.h > 0 && out.w > 0);
     assert_true(conv_implicit_gemm_supports(&p));
     size_t in_n = (size_t)(in.n * in.c * in.h * in.w), out_n = (size_t)(out.n * out.c * out.h * out.w);
@@ -136,9 +150,12 @@ static void test_implicit_gemm_scope(void **state)
     conv_params p = {.in_channels = 4, .out_channels = 4, .groups = 1, .kernel_h = 3, .kernel_w = 3,
                      .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1};
     assert_int_equal(conv_implicit_gemm_supports(&p), conv_cpu()->avx2_fma);
-    p.stride_w = 2;
+    /* strides by polyphase components, up to 4 (beyond, most phases go unread) */
+    p.stride_w = 4;
+    assert_int_equal(conv_implicit_gemm_supports(&p), conv_cpu()->avx2_fma);
+    p.stride_w = 5;
     assert_false(conv_implicit_gemm_supports(&p));
-    p.stride_w = 1, p.stride_h = 2;
+    p.stride_w = 1, p.stride_h = 5;
     assert_false(conv_implicit_gemm_supports(&p));
     /* without padding the input is read in place: only the table of
      * 4 x 3 x 3 tap offsets (288 bytes, aligned to 320) */
@@ -175,6 +192,12 @@ static const model_case model_cases[] = {
     {1, 32, 10, 10, 32, 3, 1, 1, 1, 8, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, true},
     {2, 16, 11, 11, 16, 3, 1, 2, 2, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
     {1, 1, 1, 1, 3, 3, 1, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
+    /* stride 2 on the polyphase components, each padding mode, groups */
+    {1, 3, 19, 23, 16, 3, 2, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_REFLECT, CONV_ALGO_IM2COL, false},
+    {2, 3, 20, 21, 8, 3, 2, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_CIRCULAR, CONV_ALGO_IM2COL, true},
+    {1, 3, 15, 16, 8, 3, 2, 1, 1, 1, CONV_PADDING_EXPLICIT, CONV_PAD_REPLICATE, CONV_ALGO_IM2COL, false},
+    {1, 3, 15, 16, 8, 3, 2, 2, 2, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, true},
+    {1, 16, 14, 13, 16, 3, 2, 1, 1, 4, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, false},
     /* sgemm on unfolded slices: several K blocks (dilated, 40x40 columns),
      * strided unfolding with padding on both sides */
     {1, 64, 40, 40, 40, 3, 1, 2, 2, 1, CONV_PADDING_EXPLICIT, CONV_PAD_ZEROS, CONV_ALGO_IM2COL, true},
