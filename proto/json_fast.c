@@ -30,7 +30,20 @@ typedef struct parser {
     unsigned char *kinds;
     size_t kinds_cap;
     size_t list_room; /* elements list and kinds both have room for */
+    size_t nuls_skipped;
 } parser;
+
+/* jansson quirk, kept so both accept the same texts: the byte that ends a
+ * number or a literal is pushed back into its one-character buffer, where a
+ * NUL byte reads as "buffer empty" and is dropped ("[1\0]" is accepted). */
+static const unsigned char *skip_pushed_back_nul(parser *ps, const unsigned char *p)
+{
+    if (p < ps->end && *p == '\0') {
+        ps->nuls_skipped++;
+        return p + 1;
+    }
+    return p;
+}
 
 static bool grow(void **buf, size_t *cap, size_t need)
 {
@@ -129,7 +142,7 @@ static bool parse_number(parser *ps, number *out)
             out->integer = (int64_t)mantissa;
         else
             out->integer = mantissa == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)mantissa;
-        ps->p = p;
+        ps->p = skip_pushed_back_nul(ps, p);
         return true;
     }
     int64_t exponent = 0;
@@ -168,7 +181,7 @@ static bool parse_number(parser *ps, number *out)
         } while (p < end && is_digit(*p));
         if (exponent_negative) written_exponent = -written_exponent;
     }
-    ps->p = p;
+    ps->p = skip_pushed_back_nul(ps, p);
     out->is_integer = false;
     if (mantissa == 0 && significant <= 19) {
         /* every digit is zero */
@@ -388,6 +401,7 @@ typedef enum list_result { LIST_MADE, LIST_NOT_APPLICABLE, LIST_OUT_OF_MEMORY } 
 static list_result parse_number_list(parser *ps, json_t **out)
 {
     const unsigned char *open = ps->p;
+    size_t nuls_skipped = ps->nuls_skipped;
     ps->p++;
     skip_ws(ps);
     size_t count = 0;
@@ -456,6 +470,7 @@ static list_result parse_number_list(parser *ps, json_t **out)
     }
 restore:
     ps->p = open;
+    ps->nuls_skipped = nuls_skipped;
     return result;
 }
 
@@ -610,7 +625,7 @@ static json_t *parse_object(parser *ps, size_t depth)
 static bool literal(parser *ps, const char *word, size_t n)
 {
     if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) return false;
-    ps->p += n;
+    ps->p = skip_pushed_back_nul(ps, ps->p + n);
     return true;
 }
 
@@ -676,7 +691,7 @@ json_t *json_fast_loadb_opts(const char *text, size_t len, size_t flags, const j
             /* what json_loadb leaves on success */
             memset(error, 0, sizeof *error);
             error->line = error->column = -1;
-            error->position = (int)len;
+            error->position = (int)(len - ps.nuls_skipped);
             snprintf(error->source, sizeof error->source, "<buffer>");
         }
         return root;

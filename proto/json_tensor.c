@@ -545,7 +545,10 @@ static conv_status parse_list(const parse_context *ctx, const json_t *data, floa
 {
     for (size_t i = 0; i < numel; i++) {
         const json_t *item = json_array_get(data, i);
-        switch (json_typeof(item)) {
+        json_fast_numbers nested;
+        /* a nested json_fast number list is an array, whatever jansson calls it */
+        json_type type = json_fast_numbers_view(item, &nested) ? JSON_ARRAY : json_typeof(item);
+        switch (type) {
         case JSON_INTEGER:
             out[i] = (float)json_integer_value(item);
             break;

@@ -264,6 +264,15 @@ static void test_invalid_documents(void **state)
     check_doc_len("[\"a\0b\"]", 7, 0);
     check_doc_len("{\"data\": [1, \0 2]}", 18, 0);
     check_doc_len("\0", 1, 0);
+    /* jansson drops one NUL right after a number or literal (see json_fast.c) */
+    check_doc_len(" -0.0\0", 6, JSON_DECODE_ANY);
+    check_doc_len("[1\0]", 4, 0);
+    check_doc_len("[1\0\0]", 5, 0);
+    check_doc_len("[true\0, null\0, false\0]", 22, 0);
+    check_doc_len("{\"data\": [1\0, 2.5\0, 3]}", 23, 0);
+    check_doc_len("{\"data\": [1\0, \"NaN\"\0, 3]}", 25, 0);
+    check_doc_len("[\"a\"\0]", 6, 0);
+    check_doc_len("[1\0 ]", 5, 0);
     /* the error position reads as jansson's, also deep inside a long list */
     text t = {0};
     text_add(&t, "{\"shape\": [100], \"data\": [");
@@ -464,6 +473,13 @@ static void test_tensor_values(void **state)
             check_tensor_doc(t.s, t.len, JSON_FAST_MIN_NUMBERS, -1);
         }
     }
+    /* a nested list long enough to be a number list is still an array to json_tensor_parse */
+    t.len = 0;
+    text_add(&t, "{\"shape\": [3], \"data\": [1, [");
+    for (int i = 0; i < 70; i++) text_add(&t, "%s%d", i ? "," : "", i);
+    text_add(&t, "], 2]}");
+    check_tensor_doc(t.s, t.len, JSON_FAST_MIN_NUMBERS, 1);
+    check_tensor_doc(t.s, t.len, 1, 1);
     free(t.s);
 }
 
