@@ -149,6 +149,12 @@ static void winograd_task(void *ctx, size_t task, int thread)
     int64_t count = l->tiles - first < l->block ? l->tiles - first : l->block;
     size_t ld = l->ld;
 
+    /* V and M as [channel][xi][tile]: the transforms touch one channel's 36
+     * rows as one contiguous run, and each GEMM steps over channels with a
+     * row stride of 36 * ld. Laid out [xi][channel][tile] instead, the
+     * transforms' 36 rows were cin_g * ld or cout_g * ld floats apart, a power
+     * of two (8 or 16 KiB for 32 -> 64 channels), so they shared cache sets
+     * and the output transform stalled on its loads (a quarter of the run). */
     float *v = (float *)a->workspace + (size_t)thread * l->slice_floats;
     float *m = v + (size_t)cin_g * ld * WINO_POINTS;
 
@@ -163,8 +169,8 @@ static void winograd_task(void *ctx, size_t task, int thread)
                 int64_t y = ty * WINO_OUT - p->pad_top + r;
                 rows[r] = y >= 0 && y < a->in.h ? plane + y * a->in.w : NULL;
             }
-            job->input(rows, tx * WINO_OUT - p->pad_left, a->in.w, seg, v + (size_t)c * ld + (size_t)(t - first),
-                       (size_t)cin_g * ld);
+            job->input(rows, tx * WINO_OUT - p->pad_left, a->in.w, seg,
+                       v + (size_t)c * WINO_POINTS * ld + (size_t)(t - first), ld);
             t += seg;
         }
     }
@@ -172,8 +178,8 @@ static void winograd_task(void *ctx, size_t task, int thread)
     const float *u = (const float *)a->packed + (size_t)g * WINO_POINTS * (size_t)(cout_g * cin_g);
     for (size_t xi = 0; xi < WINO_POINTS; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout_g, (int)count, (int)cin_g, 1.0f,
-                    u + xi * (size_t)(cout_g * cin_g), (int)cin_g, v + xi * (size_t)cin_g * ld, (int)ld, 0.0f,
-                    m + xi * (size_t)cout_g * ld, (int)ld);
+                    u + xi * (size_t)(cout_g * cin_g), (int)cin_g, v + xi * ld, (int)(WINO_POINTS * ld), 0.0f,
+                    m + xi * ld, (int)(WINO_POINTS * ld));
 
     for (int64_t oc = 0; oc < cout_g; oc++) {
         int64_t channel = g * cout_g + oc;
@@ -187,7 +193,7 @@ static void winograd_task(void *ctx, size_t task, int thread)
                 int64_t y = ty * WINO_OUT + i;
                 rows[i] = y < a->out.h ? plane + y * a->out.w : NULL;
             }
-            job->output(m + (size_t)oc * ld + (size_t)(t - first), (size_t)cout_g * ld, seg, bias, p->activation, rows,
+            job->output(m + (size_t)oc * WINO_POINTS * ld + (size_t)(t - first), ld, seg, bias, p->activation, rows,
                         tx * WINO_OUT, a->out.w);
             t += seg;
         }

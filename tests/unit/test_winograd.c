@@ -229,7 +229,9 @@ static void test_supports_and_workspace_limits(void **state)
     assert_false(kernel->supports(&q));
     q = p, q.stride_h = 2;
     assert_false(kernel->supports(&q));
-    q = p, q.dilation_w = 2;
+    q = p, q.dilation_w = 2; /* on the mosaic of its dilation phases (conv_winograd_phased.c) */
+    assert_true(kernel->supports(&q));
+    q.stride_w = 2;
     assert_false(kernel->supports(&q));
     q = p, q.kernel_h = 1, q.kernel_w = 1;
     assert_false(kernel->supports(&q));
@@ -383,6 +385,63 @@ static void test_model_cases(void **state)
     }
 }
 
+/* Runs the kernel on in (layout as in winograd_error) into a fresh output. */
+static float *run_winograd(const conv_params *p, const void *packed, const float *bias, const float *input,
+                           conv_dims in, conv_dims out, conv_threadpool *pool, bool avx2)
+{
+    size_t out_n = (size_t)(out.n * out.c * out.h * out.w), bytes;
+    assert_true(conv_kernel_for(CONV_ALGO_WINOGRAD)->workspace_size(p, &in, &out, conv_threadpool_size(pool), &bytes));
+    void *workspace = conv_aligned_alloc(bytes);
+    float *got = malloc(out_n * sizeof *got);
+    assert_non_null(workspace);
+    assert_non_null(got);
+    conv_run_args a = {
+        .params = p, .packed = packed, .bias = bias, .input = input, .output = got,
+        .in = in, .out = out, .workspace = workspace, .pool = pool,
+    };
+    conv_winograd_run_isa(&a, avx2);
+    conv_aligned_free(workspace);
+    return got;
+}
+
+/* Dynamic batching promises each client the bits it would get alone: a
+ * batch of N images must equal N single-image runs exactly (the V and M
+ * layouts and the block split may not depend on N). The server runs one
+ * thread per job by default, so that is the case that must hold; a 56x56
+ * map has several blocks per image and a partial last block. */
+static void test_batch_equals_single_images(void **state)
+{
+    (void)state;
+    conv_params p = {
+        .in_channels = 32, .out_channels = 64, .groups = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1,
+        .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
+        .pad_right = 1, .activation = CONV_ACT_RELU,
+    };
+    const int64_t batch = 5, h = 56, w = 56;
+    const conv_kernel *kernel = conv_kernel_for(CONV_ALGO_WINOGRAD);
+    float *weight = random_floats((size_t)(p.out_channels * p.in_channels * 9));
+    float *bias = random_floats((size_t)p.out_channels);
+    float *input = random_floats((size_t)(batch * p.in_channels * h * w));
+    void *packed = NULL;
+    assert_int_equal(kernel->pack(&p, weight, bias, &packed, NULL), CONV_OK);
+    size_t in_image = (size_t)(p.in_channels * h * w), out_image = (size_t)(p.out_channels * h * w);
+    for (int isa = 0; isa < 2; isa++) {
+        conv_dims in = {batch, p.in_channels, h, w}, out = {batch, p.out_channels, h, w};
+        float *all = run_winograd(&p, packed, bias, input, in, out, NULL, isa);
+        in.n = out.n = 1;
+        for (int64_t n = 0; n < batch; n++) {
+            float *one = run_winograd(&p, packed, bias, input + (size_t)n * in_image, in, out, NULL, isa);
+            if (memcmp(one, all + (size_t)n * out_image, out_image * sizeof *one))
+                fail_msg("image %lld of a batch of %lld differs from its run alone (avx2 %d)", (long long)n,
+                         (long long)batch, isa);
+            free(one);
+        }
+        free(all);
+    }
+    kernel->release(packed);
+    free(weight), free(bias), free(input);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_error_by_channel_count),
         cmocka_unit_test(test_every_small_map),
         cmocka_unit_test(test_model_cases),
+        cmocka_unit_test(test_batch_equals_single_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
