@@ -25,10 +25,13 @@
  *     FIFO behind it) until the batch is full or it has waited that long;
  *     the wait is timed by a libuv timer, so it is rounded up to whole ms.
  *     A batch also stops growing once its jobs' batch_bytes add up to more
- *     than WORKERS_BATCH_MAX_BYTES: on a small machine the batched kernels
- *     are slower per image as soon as a run's data leaves the caches (see
- *     bench/RESULTS.md, "Dynamic batching"), so batching pays only for jobs
- *     whose per-request costs outweigh their computation.
+ *     than WORKERS_BATCH_MAX_BYTES: the kernels do the same work per image
+ *     at any N (Winograd and the GEMMs block per image), so a batch saves
+ *     only the per-job hand-off, while its one long run is preempted more
+ *     often on a busy small machine and refills its caches each time (a
+ *     batched image cost 2.3 ms of CPU against 1.8 ms alone: bench/RESULTS.md,
+ *     "Dynamic batching"). Batching pays only for jobs whose per-request
+ *     costs outweigh their computation.
  */
 #define WORKERS_BATCH_MAX_BYTES ((size_t)1 << 20)
 #ifndef CONVD_SERVER_WORKERS_H
