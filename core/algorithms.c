@@ -28,7 +28,7 @@ static const conv_kernel *const kernel_table[CONV_ALGO_COUNT] = {
     [CONV_ALGO_DIRECT] = &conv_kernel_direct,
     [CONV_ALGO_IM2COL] = &conv_kernel_im2col,
     [CONV_ALGO_GEMM_1X1] = &conv_kernel_gemm_1x1,
-    [CONV_ALGO_WINOGRAD] = &conv_kernel_winograd,
+    [CONV_ALGO_WINOGRAD] = &conv_kernel_winograd_phased, /* dilated: on the phase mosaic */
     [CONV_ALGO_DEPTHWISE] = &conv_kernel_depthwise,
     [CONV_ALGO_FUSED_SEPARABLE] = &conv_kernel_fused_separable,
 };
@@ -66,7 +66,8 @@ conv_status conv_select_algorithm(const conv_params *p, const conv_dims *in, con
      *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
      *  - grouped with at most 32 input channels per group: im2col, whose
      *    AVX2 implicit GEMM beats Winograd's per-group GEMMs of a few rows;
-     *  - 3x3 stride-1 dilation-1 with enough channels: Winograd when allowed;
+     *  - 3x3 stride-1 with enough channels: Winograd when allowed (dilated
+     *    ones on the mosaic of their dilation phases, from 64 channels);
      *  - everything else: im2col + GEMM (the im2col and 1x1 kernels hand
      *    GEMMs with few taps or few outputs per group to the implicit GEMM). */
     bool depthwise = p->groups > 1 && p->groups == p->in_channels;
@@ -82,8 +83,10 @@ conv_status conv_select_algorithm(const conv_params *p, const conv_dims *in, con
         *chosen = CONV_ALGO_IM2COL;
         return CONV_OK;
     }
-    if (allow_winograd && usable(CONV_ALGO_WINOGRAD, p) && p->in_channels / p->groups >= 16 &&
-        p->out_channels / p->groups >= 16) {
+    /* dilated convolutions pay a gather and a scatter of their phases: only wide ones */
+    int64_t wino_min = p->dilation_h > 1 || p->dilation_w > 1 ? 64 : 16;
+    if (allow_winograd && usable(CONV_ALGO_WINOGRAD, p) && p->in_channels / p->groups >= wino_min &&
+        p->out_channels / p->groups >= wino_min) {
         *chosen = CONV_ALGO_WINOGRAD;
         return CONV_OK;
     }

@@ -81,6 +81,7 @@ extern const conv_kernel conv_kernel_direct;
 extern const conv_kernel conv_kernel_im2col;
 extern const conv_kernel conv_kernel_gemm_1x1;
 extern const conv_kernel conv_kernel_winograd;
+extern const conv_kernel conv_kernel_winograd_phased; /* the table's "winograd": also dilated */
 extern const conv_kernel conv_kernel_depthwise;
 extern const conv_kernel conv_kernel_fused_separable; /* pairs only: see fused_separable.h */
 
