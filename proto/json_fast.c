@@ -119,7 +119,7 @@ static bool parse_number(parser *ps, number *out)
     }
     if (p == end) return false;
     uint64_t mantissa = 0;
-    int significant = 0; /* digits in mantissa, leading zeros not counted */
+    int64_t significant = 0; /* digits in mantissa, leading zeros not counted */
     if (*p == '0') {
         p++;
         if (p < end && is_digit(*p)) return false;
