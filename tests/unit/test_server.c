@@ -787,9 +787,13 @@ static void test_queue_full_then_recovers(void **state)
 static void test_deadline_504(void **state)
 {
     (void)state;
-    server_proc *s = server_start("--workers", "1", "--request-timeout-ms", "200", NULL);
-    /* the running job must outlast the 200 ms deadline on any machine: 16
-     * layers of 0.3 GFLOP on the reference kernel take well over a second */
+    /* under valgrind the slow job itself may wait 200 ms before it starts */
+    char deadline_ms[32];
+    snprintf(deadline_ms, sizeof deadline_ms, "%.0f", 200 * timeout_scale());
+    server_proc *s = server_start("--workers", "1", "--request-timeout-ms", deadline_ms, NULL);
+    /* the running job must outlast the deadline on any machine: 16 layers of
+     * 0.3 GFLOP on the reference kernel take well over a second (under
+     * valgrind, 2 layers well over 4 s) */
     char *slower = slow_request_with(slow_layers(16), "direct");
     client_arg a = {s, 0, "/v1/infer", slower, NULL, 0, false};
     pthread_t ta;
