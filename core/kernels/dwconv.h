@@ -33,6 +33,33 @@ typedef struct dw_avx2_plan {
 void dwconv_avx2_prepare(const dw_plane *shape, dw_avx2_plan *plan);
 void dwconv_rows_avx2(const dw_plane *p, const dw_avx2_plan *plan, int64_t y0, int64_t y1);
 
+/* The main AVX2 path (dwconv_phase_avx2.c): blocks of input rows copied into
+ * a zero-padded buffer of DW_PHASE_FLOATS floats, split by column phase for
+ * stride 2, so every tap is a plain load. Geometry shared by every plane. */
+#define DW_PHASE_FLOATS 8192
+#define DW_PHASE_MAX_KW 16
+#define DW_PHASE_MAX_TAPS 64
+typedef struct dw_phase_geom {
+    int64_t s;        /* column phases: the width stride, 1 or 2 */
+    int64_t lr, rs;   /* floats per phase row, per buffer row (s * lr) */
+    int64_t need;     /* phase-row indices the taps read */
+    int64_t max_rows; /* output rows whose input rows fit the buffer */
+    /* a row's last partial vector, from the 8 inputs ending the row: lane j
+     * takes lane tail_idx[j], kept where tail_keep[j] (rows of >= 8 only) */
+    int64_t tail_lanes;
+    int32_t tail_idx[8], tail_keep[8];
+} dw_phase_geom;
+/* false when the path cannot run this geometry (stride > 2 along the width,
+ * kernels wider than DW_PHASE_MAX_KW, rows too wide for the buffer) */
+bool dwconv_phase_geometry(const dw_plane *shape, dw_phase_geom *g);
+/* Output rows [y0, y1) of the nouts planes that read input plane in_plane
+ * (their out, wb and bias; wb must be set), through buf (DW_PHASE_FLOATS
+ * floats, 32-byte aligned). shape gives the geometry. layout ({-1, -1} with
+ * a fresh buffer) records which rows buf is laid out for, so the next plane
+ * of the same rows skips writing the zero padding again. */
+void dwconv_phase_rows(const dw_plane *shape, const dw_phase_geom *g, const float *in_plane, const dw_plane *outs,
+                       int64_t nouts, int64_t y0, int64_t y1, float *buf, int64_t layout[2]);
+
 /* taps[i*8 .. i*8+7] = w[i], for the AVX2 tiles' weight operands */
 void dwconv_broadcast_taps(const float *w, int64_t n, float *taps);
 

@@ -103,6 +103,12 @@ static const dw_case fixed_cases[] = {
     {1, 2, 1, 1500, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
     {1, 2, 1, 1501, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
     {1, 2, 1, 1000, 12, 5, 5, 1, 1, 2, 1, 4, 4, 2, 2, true, NOACT},
+    /* many small planes through one buffer (its zero padding kept between planes) */
+    {1, 9, 1, 15, 15, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 9, 1, 16, 17, 3, 3, 2, 2, 1, 1, 1, 0, 0, 1, true, NOACT},
+    {2, 6, 2, 9, 12, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
+    {1, 5, 1, 11, 13, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, true, NOACT},
+    {1, 5, 1, 11, 13, 3, 3, 1, 2, 2, 3, 2, 2, 3, 3, true, NOACT},
     /* batches and depth multipliers */
     {2, 3, 1, 11, 25, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
     {3, 2, 2, 11, 25, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
