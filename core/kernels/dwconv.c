@@ -261,18 +261,23 @@ static bool run_phase(const conv_run_args *a, const dw_plane *s)
     return true;
 }
 
-void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
+void dw_plane_geometry(dw_plane *s, const conv_params *cp, const conv_dims *in, const conv_dims *out)
 {
-    const conv_params *cp = a->params;
-    dw_job job = {.a = a};
-    dw_plane *s = &job.shape;
     s->act = cp->activation;
-    s->ih = a->in.h, s->iw = a->in.w, s->oh = a->out.h, s->ow = a->out.w;
+    s->ih = in->h, s->iw = in->w, s->oh = out->h, s->ow = out->w;
     s->kh = cp->kernel_h, s->kw = cp->kernel_w, s->sh = cp->stride_h, s->sw = cp->stride_w;
     s->dh = cp->dilation_h, s->dw = cp->dilation_w, s->pt = cp->pad_top, s->pl = cp->pad_left, s->pr = cp->pad_right;
     interior_range(s->oh, s->ih, s->kh, s->sh, s->dh, s->pt, &s->oh_lo, &s->oh_hi);
     interior_range(s->ow, s->iw, s->kw, s->sw, s->dw, s->pl, &s->ow_lo, &s->ow_hi);
     if (s->oh_lo == s->oh_hi || s->ow_lo == s->ow_hi) s->oh_lo = s->oh_hi = s->ow_lo = s->ow_hi = 0;
+}
+
+void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
+{
+    const conv_params *cp = a->params;
+    dw_job job = {.a = a};
+    dw_plane *s = &job.shape;
+    dw_plane_geometry(s, cp, &a->in, &a->out);
     job.multiplier = cp->out_channels / cp->in_channels;
     /* the AVX2 lane masks index columns in 32 bits */
     bool avx2 = allow_avx2 && conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);

@@ -21,6 +21,11 @@ typedef struct dw_plane {
     int64_t oh_lo, oh_hi, ow_lo, ow_hi;
 } dw_plane;
 
+/* Fills s's geometry, activation and interior block from a depthwise
+ * convolution's parameters and its input and output dims (data pointers,
+ * taps and bias stay for the caller). */
+void dw_plane_geometry(dw_plane *s, const conv_params *cp, const conv_dims *in, const conv_dims *out);
+
 /* Output rows [y0, y1) of one plane, border included. */
 void dwconv_rows_scalar(const dw_plane *p, int64_t y0, int64_t y1);
 /* Same with AVX2/FMA; call only when conv_cpu()->avx2_fma. The plan (the

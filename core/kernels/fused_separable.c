@@ -57,20 +57,6 @@ bool conv_fused_separable_workspace(const conv_params *dw, const conv_dims *mid,
     return conv_size_mul(per, (size_t)(threads < 1 ? 1 : threads), bytes);
 }
 
-/* Outputs [lo, hi) along one axis whose whole window lies inside the input
- * (the same definition as dwconv.c's, which it keeps to itself). */
-static void interior_range(int64_t out_size, int64_t in_size, int64_t k, int64_t stride, int64_t dilation,
-                           int64_t pad, int64_t *lo, int64_t *hi)
-{
-    int64_t first = (pad + stride - 1) / stride;
-    int64_t last_num = in_size - 1 + pad - (k - 1) * dilation;
-    int64_t end = last_num < 0 ? 0 : last_num / stride + 1;
-    if (end > out_size) end = out_size;
-    if (first > end) first = end;
-    *lo = first;
-    *hi = end;
-}
-
 typedef struct fused_job {
     const fused_sep_args *a;
     dw_plane shape;
@@ -122,13 +108,7 @@ void conv_fused_separable_run(const fused_sep_args *a)
     const conv_params *cp = a->dw;
     fused_job job = {.a = a};
     dw_plane *s = &job.shape;
-    s->act = cp->activation;
-    s->ih = a->in.h, s->iw = a->in.w, s->oh = a->mid.h, s->ow = a->mid.w;
-    s->kh = cp->kernel_h, s->kw = cp->kernel_w, s->sh = cp->stride_h, s->sw = cp->stride_w;
-    s->dh = cp->dilation_h, s->dw = cp->dilation_w, s->pt = cp->pad_top, s->pl = cp->pad_left, s->pr = cp->pad_right;
-    interior_range(s->oh, s->ih, s->kh, s->sh, s->dh, s->pt, &s->oh_lo, &s->oh_hi);
-    interior_range(s->ow, s->iw, s->kw, s->sw, s->dw, s->pl, &s->ow_lo, &s->ow_hi);
-    if (s->oh_lo == s->oh_hi || s->ow_lo == s->ow_hi) s->oh_lo = s->oh_hi = s->ow_lo = s->ow_hi = 0;
+    dw_plane_geometry(s, cp, &a->in, &a->mid);
     job.multiplier = cp->out_channels / cp->in_channels;
     /* as in dwconv.c: the AVX2 lane masks index columns in 32 bits */
     job.avx2 = conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
