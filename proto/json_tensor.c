@@ -527,6 +527,17 @@ static conv_status parse_shape(const parse_context *ctx, const json_t *shape, in
     return CONV_OK;
 }
 
+/* element i of "data" read as a real: refused beyond float32's range */
+static conv_status store_real(const parse_context *ctx, size_t i, double d, float *out)
+{
+    *out = (float)d;
+    if (isinf(*out))
+        return conv_fail(ctx->err, CONV_INVALID_PARAMETER,
+                         "%s.data[%zu]: %g is outside the float32 range (use \"Infinity\" for infinity)", ctx->path, i,
+                         d);
+    return CONV_OK;
+}
+
 /* JSON cannot spell the non-finite floats; these strings stand for them */
 static bool non_finite_from_string(const char *s, float *out)
 {
@@ -552,15 +563,9 @@ static conv_status parse_list(const parse_context *ctx, const json_t *data, floa
         case JSON_INTEGER:
             out[i] = (float)json_integer_value(item);
             break;
-        case JSON_REAL: {
-            double d = json_real_value(item);
-            out[i] = (float)d;
-            if (isinf(out[i]))
-                return conv_fail(ctx->err, CONV_INVALID_PARAMETER,
-                                 "%s.data[%zu]: %g is outside the float32 range (use \"Infinity\" for infinity)",
-                                 ctx->path, i, d);
+        case JSON_REAL:
+            if (store_real(ctx, i, json_real_value(item), &out[i])) return CONV_INVALID_PARAMETER;
             break;
-        }
         case JSON_STRING:
             if (non_finite_from_string(json_string_value(item), &out[i])) break;
             return conv_fail(ctx->err, CONV_INVALID_PARAMETER,
@@ -585,11 +590,7 @@ static conv_status parse_number_list(const parse_context *ctx, const json_fast_n
             out[i] = (float)d;
             break;
         case JSON_FAST_REAL:
-            out[i] = (float)d;
-            if (isinf(out[i]))
-                return conv_fail(ctx->err, CONV_INVALID_PARAMETER,
-                                 "%s.data[%zu]: %g is outside the float32 range (use \"Infinity\" for infinity)",
-                                 ctx->path, i, d);
+            if (store_real(ctx, i, d, &out[i])) return CONV_INVALID_PARAMETER;
             break;
         case JSON_FAST_NAN:
             out[i] = NAN;
