@@ -16,8 +16,32 @@ import statistics
 import sys
 import time
 
+import ctypes
+
 import torch
 from torch import nn
+
+
+def blas_thread_setter():
+    """openblas_set_num_threads of the OpenBLAS torch loaded, or None.
+
+    Debian's torch (BLAS_INFO=generic) runs its GEMM-backed convolutions (1x1
+    among them) in the pthreads OpenBLAS, whose pool torch.set_num_threads does
+    not touch: without this a "1 thread" torch timing used both cores."""
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if "blas" in line and line.rstrip().endswith(".so")
+                or "libopenblas" in line}
+    for lib in sorted(libs):
+        try:
+            fn = ctypes.CDLL(lib).openblas_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int]
+        return fn
+    return None
+
+
+_set_blas_threads = None
 
 
 def parse_entry(text):
@@ -43,7 +67,11 @@ def build_stages(e):
 
 
 def time_entry(e, threads, min_time, min_repeat, repeat, warmup):
+    global _set_blas_threads
     torch.set_num_threads(threads)
+    if _set_blas_threads is None:
+        _set_blas_threads = blas_thread_setter() or (lambda n: None)
+    _set_blas_threads(threads)
     torch.manual_seed(0)
     stages = [m.eval() for m in build_stages(e)]
     x = torch.empty(e["shape"]).uniform_(-1, 1)
