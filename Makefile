@@ -71,7 +71,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libconvtest.a $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libconvtest.a $(LIBS) $(LDLIBS) -lcmocka
 
-test: deps
+# the tritonclient test (tests/cli/test_v2_client.sh) makes a venv and checks
+# outputs with torch: make test alone must bring those too on a fresh machine
+TEST_PKGS := python3-venv python3-numpy python3-torch
+test:
+	@tools/install-deps.sh $(TEST_PKGS)
 	$(MAKE) --no-print-directory unit
 
 # the suites without the dependency check (what test runs after deps)
