@@ -38,7 +38,7 @@ TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test unit conformance golden bench deploy-check loadtest fuzz soak valgrind clean
+.PHONY: all deps run test build-tests unit conformance golden bench deploy-check loadtest fuzz soak valgrind clean
 all: $(BUILD)/convd
 
 deps:
@@ -74,9 +74,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libconvtest.a $(LIBS)
 # the tritonclient test (tests/cli/test_v2_client.sh) makes a venv and checks
 # outputs with torch: make test alone must bring those too on a fresh machine
 TEST_PKGS := python3-venv python3-numpy python3-torch
+# builds on every core (the AVX2 kernels dominate a cold, sanitized build)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	@tools/install-deps.sh $(TEST_PKGS)
+	$(MAKE) --no-print-directory -j$(JOBS) build-tests
 	$(MAKE) --no-print-directory unit
+
+build-tests: $(BUILD)/convd $(TEST_BIN)
 
 # the suites without the dependency check (what test runs after deps)
 unit: $(BUILD)/convd $(TEST_BIN)
