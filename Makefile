@@ -38,7 +38,7 @@ TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/obj/%_avx2.o: CFLAGS += -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma
 
-.PHONY: all deps run test build-tests unit conformance golden bench deploy-check loadtest fuzz soak valgrind clean
+.PHONY: all deps run test build-tests unit conformance golden bench deploy-check loadtest fuzz soak valgrind generic-cpu clean
 all: $(BUILD)/convd
 
 deps:
@@ -124,6 +124,11 @@ fuzz:
 # invalid access fails it; summaries in $(BUILD)/valgrind/ (slow; not in test)
 valgrind: $(BUILD)/convd $(TEST_BIN)
 	@tests/valgrind.sh $(BUILD)
+
+# the scalar fallback: core tests and a conformance batch with convd run on an
+# emulated CPU without AVX2/FMA (qemu-user, installed when missing)
+generic-cpu: $(BUILD)/convd $(TEST_BIN)
+	@tests/generic-cpu.sh $(BUILD)
 
 # 10 minutes at saturation, mixed requests: RSS, fds, p99 and errors over
 # time into soak-report/ (not in CI)
