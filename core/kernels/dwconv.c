@@ -24,20 +24,43 @@ void dwconv_broadcast_taps(const float *w, int64_t n, float *taps)
         for (int lane = 0; lane < 8; lane++) taps[i * 8 + lane] = w[i];
 }
 
+/* w8[t*8 + l] = tap t of output channel (c0 + l) * multiplier + j, zero past the last channel */
+static void dw_block_taps(const conv_params *p, const float *weight, int64_t c0, int64_t j, float *w8)
+{
+    int64_t taps = p->kernel_h * p->kernel_w, mult = p->out_channels / p->in_channels;
+    for (int64_t l = 0; l < 8; l++) {
+        int64_t oc = (c0 + l) * mult + j;
+        for (int64_t t = 0; t < taps; t++) w8[t * 8 + l] = c0 + l < p->in_channels ? weight[oc * taps + t] : 0.0f;
+    }
+}
+
+/* Packed weights, AVX2 machines only: each tap broadcast to 8 lanes
+ * ([out_channels][kh*kw][8], what the per-plane tiles and the fused separable
+ * kernel read), then the channel-blocked path's taps: [ceil(in/8)][multiplier]
+ * [kh*kw][8], lane l of block b, multiplier index j holding output channel
+ * (8b + l) * multiplier + j (zero past the last channel). */
 static conv_status dw_pack(const conv_params *p, const float *weight, const float *bias, void **packed,
                            conv_error *err)
 {
     (void)bias;
     *packed = NULL;
     if (!conv_cpu()->avx2_fma) return CONV_OK; /* only the AVX2 path reads them */
-    size_t taps, bytes;
+    size_t taps, blocked, floats, bytes;
+    size_t cblocks = ((size_t)p->in_channels + 7) / 8, mult = (size_t)(p->out_channels / p->in_channels);
     if (!conv_size_mul((size_t)p->out_channels, (size_t)p->kernel_h, &taps) ||
-        !conv_size_mul(taps, (size_t)p->kernel_w, &taps) || !conv_size_mul(taps, 8 * sizeof(float), &bytes))
+        !conv_size_mul(taps, (size_t)p->kernel_w, &taps) || !conv_size_mul(taps, 8, &floats) ||
+        !conv_size_mul(cblocks * 8, mult, &blocked) ||
+        !conv_size_mul(blocked, (size_t)(p->kernel_h * p->kernel_w), &blocked) || floats + blocked < floats ||
+        !conv_size_mul(floats + blocked, sizeof(float), &bytes))
         return conv_fail(err, CONV_LIMIT_EXCEEDED, "depthwise weights of %lld x %lld x %lld overflow when packed",
                          (long long)p->out_channels, (long long)p->kernel_h, (long long)p->kernel_w);
     float *taps8 = conv_aligned_alloc(bytes);
     if (!taps8) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory packing %zu bytes of depthwise weights", bytes);
     dwconv_broadcast_taps(weight, (int64_t)taps, taps8);
+    int64_t ntaps = p->kernel_h * p->kernel_w;
+    for (int64_t b = 0; b < (int64_t)cblocks; b++)
+        for (int64_t j = 0; j < (int64_t)mult; j++)
+            dw_block_taps(p, weight, b * 8, j, taps8 + floats + (b * (int64_t)mult + j) * ntaps * 8);
     *packed = taps8;
     return CONV_OK;
 }
@@ -230,6 +253,8 @@ static void dw_phase_task(void *ctx, size_t task, int thread)
 
 /* Below this many multiply-adds a second thread costs more to wake than it saves. */
 #define DW_PARALLEL_MIN_MACS 200000
+/* output planes up to this many pixels go through the channel-blocked path */
+#define DW_BLOCKED_MAX_PLANE 1024
 
 static bool run_phase(const conv_run_args *a, const dw_plane *s)
 {
@@ -272,7 +297,97 @@ void dw_plane_geometry(dw_plane *s, const conv_params *cp, const conv_dims *in, 
     if (s->oh_lo == s->oh_hi || s->ow_lo == s->ow_hi) s->oh_lo = s->oh_hi = s->ow_lo = s->ow_hi = 0;
 }
 
-void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
+/* The channel-blocked path's work: units of 8 input channels of one image
+ * (the last of an image may have fewer), in tasks of `group` units times
+ * one row block; each unit's scratch rows serve every output channel that
+ * reads its planes. */
+typedef struct dw_blocked_job {
+    const conv_run_args *a;
+    dw_plane shape;
+    dw_blocked_geom g;
+    int64_t multiplier, cblocks, units, group, blocks, block_rows;
+} dw_blocked_job;
+
+static void dw_blocked_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const dw_blocked_job *job = ctx;
+    const conv_run_args *a = job->a;
+    const conv_params *cp = a->params;
+    const dw_plane *s = &job->shape;
+    int64_t gi = (int64_t)task / job->blocks, bi = (int64_t)task % job->blocks;
+    int64_t u0 = gi * job->group, u1 = u0 + job->group < job->units ? u0 + job->group : job->units;
+    int64_t y0 = bi * job->block_rows, y1 = y0 + job->block_rows < s->oh ? y0 + job->block_rows : s->oh;
+    int64_t taps = s->kh * s->kw, mult = job->multiplier, span = (s->kh - 1) * s->dh + 1;
+    int64_t in_plane = s->ih * s->iw, out_plane = s->oh * s->ow;
+    _Alignas(32) float buf[DW_BLOCKED_FLOATS];
+    _Alignas(32) float wtmp[DW_BLOCKED_MAX_TAPS * 8];
+    float bias8[8];
+    int64_t layout_iy0 = 0, layout_rows = -1; /* the rows buf's zero padding is laid out for */
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t n = u / job->cblocks, cb = u % job->cblocks, c0 = cb * 8;
+        int nch = cp->in_channels - c0 < 8 ? (int)(cp->in_channels - c0) : 8;
+        const float *in[8];
+        for (int ch = 0; ch < 8; ch++) in[ch] = a->input + (n * cp->in_channels + c0 + (ch < nch ? ch : 0)) * in_plane;
+        for (int64_t sy = y0; sy < y1; sy += job->g.strip_rows) {
+            int64_t sy1 = sy + job->g.strip_rows < y1 ? sy + job->g.strip_rows : y1;
+            int64_t iy0 = sy * s->sh - s->pt, rows = (sy1 - 1 - sy) * s->sh + span;
+            dwconv_blocked_fill(s, &job->g, in, iy0, rows, buf, iy0 == layout_iy0 && rows == layout_rows);
+            layout_iy0 = iy0, layout_rows = rows;
+            for (int64_t j = 0; j < mult; j++) {
+                float *out[8];
+                for (int ch = 0; ch < nch; ch++)
+                    out[ch] = a->output + (n * cp->out_channels + (c0 + ch) * mult + j) * out_plane;
+                for (int ch = nch; ch < 8; ch++) out[ch] = NULL;
+                const float *w;
+                if (a->packed) {
+                    w = (const float *)a->packed + cp->out_channels * taps * 8 + (cb * mult + j) * taps * 8;
+                } else {
+                    dw_block_taps(cp, a->weight, c0, j, wtmp);
+                    w = wtmp;
+                }
+                for (int l = 0; l < 8; l++) bias8[l] = a->bias && l < nch ? a->bias[(c0 + l) * mult + j] : 0.0f;
+                dwconv_blocked_rows(s, &job->g, buf, w, bias8, out, nch, sy, sy1);
+            }
+        }
+    }
+}
+
+static bool run_blocked(const conv_run_args *a, const dw_plane *s)
+{
+    const conv_params *cp = a->params;
+    dw_blocked_job job = {.a = a, .shape = *s};
+    if (!dwconv_blocked_geometry(s, &job.g)) return false;
+    job.multiplier = cp->out_channels / cp->in_channels;
+    job.cblocks = (cp->in_channels + 7) / 8;
+    job.units = a->in.n * job.cblocks;
+    int64_t threads = conv_threadpool_size(a->pool);
+    int64_t macs = a->out.n * cp->out_channels * s->oh * s->ow * s->kh * s->kw;
+    job.group = job.units, job.blocks = 1, job.block_rows = s->oh;
+    if (threads > 1 && macs >= DW_PARALLEL_MIN_MACS) {
+        int64_t want = 4 * threads; /* tasks, claimed dynamically */
+        if (job.units >= want) {
+            job.group = (job.units + want - 1) / want;
+        } else {
+            job.group = 1;
+            int64_t blocks = (want + job.units - 1) / job.units;
+            job.block_rows = (s->oh + blocks - 1) / blocks;
+            job.blocks = (s->oh + job.block_rows - 1) / job.block_rows;
+        }
+    }
+    int64_t groups = (job.units + job.group - 1) / job.group;
+    conv_parallel_for(a->pool, (size_t)(groups * job.blocks), dw_blocked_task, &job);
+    return true;
+}
+
+/* Channel-blocked or per-plane: the blocked path pays two 8x8 transposes
+ * per 8 pixels but no per-plane setup, which wins on small planes. */
+static bool blocked_preferred(const dw_plane *s)
+{
+    return s->oh * s->ow <= DW_BLOCKED_MAX_PLANE;
+}
+
+void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
 {
     const conv_params *cp = a->params;
     dw_job job = {.a = a};
@@ -280,10 +395,12 @@ void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
     dw_plane_geometry(s, cp, &a->in, &a->out);
     job.multiplier = cp->out_channels / cp->in_channels;
     /* the AVX2 lane masks index columns in 32 bits */
-    bool avx2 = allow_avx2 && conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
+    bool avx2 = path != DW_PATH_SCALAR && conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
     job.avx2 = avx2;
     int64_t planes = a->out.n * cp->out_channels;
     if (planes == 0 || s->oh == 0 || s->ow == 0) return;
+    bool blocked = path == DW_PATH_BLOCKED || (path == DW_PATH_AUTO && blocked_preferred(s));
+    if (avx2 && blocked && run_blocked(a, s)) return;
     if (avx2 && run_phase(a, s)) return;
     if (avx2) dwconv_avx2_prepare(s, &job.plan);
 
@@ -296,6 +413,11 @@ void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
     job.block_rows = rows;
     job.blocks = (s->oh + rows - 1) / rows;
     conv_parallel_for(a->pool, (size_t)(planes * job.blocks), dw_task, &job);
+}
+
+void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2)
+{
+    conv_dwconv_run_path(a, allow_avx2 ? DW_PATH_AUTO : DW_PATH_SCALAR);
 }
 
 static void dw_run(const conv_run_args *a) { conv_dwconv_run_isa(a, true); }

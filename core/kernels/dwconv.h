@@ -65,11 +65,39 @@ bool dwconv_phase_geometry(const dw_plane *shape, dw_phase_geom *g);
 void dwconv_phase_rows(const dw_plane *shape, const dw_phase_geom *g, const float *in_plane, const dw_plane *outs,
                        int64_t nouts, int64_t y0, int64_t y1, float *buf, int64_t layout[2]);
 
+/* The channel-blocked AVX2 path (dwconv_blocked_avx2.c) for small maps: 8
+ * input planes at a time transposed into a zero-padded [rows][cols][8]
+ * scratch of DW_BLOCKED_FLOATS floats, one FMA per tap on 8 channels. */
+#define DW_BLOCKED_FLOATS 4096
+#define DW_BLOCKED_MAX_TAPS 49
+typedef struct dw_blocked_geom {
+    int64_t cols;       /* scratch pixels per row (input column -pl is pixel 0) */
+    int64_t strip_rows; /* output rows whose input rows fit the scratch */
+    int32_t tap_off[DW_BLOCKED_MAX_TAPS]; /* each tap's float offset from its output's first pixel */
+} dw_blocked_geom;
+/* false when the path cannot run this geometry (stride > 2 along the width,
+ * more than DW_BLOCKED_MAX_TAPS taps, rows too wide for the scratch) */
+bool dwconv_blocked_geometry(const dw_plane *shape, dw_blocked_geom *g);
+/* Scratch rows for input rows [iy0, iy0 + rows) of the planes in[0..7]
+ * (all 8 readable: repeat one for a tail block). pads_ready: buf already
+ * holds these rows of other planes, its zero padding is in place. */
+void dwconv_blocked_fill(const dw_plane *shape, const dw_blocked_geom *g, const float *const in[8], int64_t iy0,
+                         int64_t rows, float *buf, bool pads_ready);
+/* Output rows [y0, y1) of out[0..nch-1] from buf filled from input row
+ * y0*sh - pt; w: [kh*kw][8] taps by channel (32-byte aligned), bias8: [8]. */
+void dwconv_blocked_rows(const dw_plane *shape, const dw_blocked_geom *g, const float *buf, const float *w,
+                         const float *bias8, float *const out[8], int nch, int64_t y0, int64_t y1);
+
 /* taps[i*8 .. i*8+7] = w[i], for the AVX2 tiles' weight operands */
 void dwconv_broadcast_taps(const float *w, int64_t n, float *taps);
 
 /* conv_kernel_depthwise.run, with the AVX2 path allowed or not (tests run
  * the scalar path on machines that have AVX2 through this). */
 void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2);
+/* The same with the path forced, for tests and measurements: DW_PATH_AUTO
+ * is run_isa(true); a forced AVX2 path the geometry cannot take falls back
+ * to the per-plane ones. */
+typedef enum dw_path { DW_PATH_AUTO, DW_PATH_SCALAR, DW_PATH_PLANES, DW_PATH_BLOCKED } dw_path;
+void conv_dwconv_run_path(const conv_run_args *a, dw_path path);
 
 #endif

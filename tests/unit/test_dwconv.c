@@ -1,9 +1,10 @@
 /* test_dwconv.c — the depthwise kernel against the direct reference kernel,
  * table-driven over kernel sizes, strides, dilations, asymmetric padding,
  * tiny maps, every output width up to 20, batches, depth multipliers, bias,
- * activations and thread counts; both the AVX2 path (when the CPU has it,
- * with and without packed weights) and the scalar path. Then NaN handling
- * and the kernel as the model layer uses it (forced, heuristic, rejected). */
+ * activations and thread counts; the per-plane and channel-blocked AVX2
+ * paths (when the CPU has it, with and without packed weights) and the
+ * scalar path. Then NaN handling and the kernel as the model layer uses it
+ * (forced, heuristic, rejected, every padding mode). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +116,38 @@ static const dw_case fixed_cases[] = {
     {2, 3, 3, 13, 18, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
     {1, 1, 3, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
     {2, 2, 2, 9, 9, 3, 3, 1, 1, 2, 2, 0, 0, 0, 0, false, NOACT},
+    /* the channel-blocked path's small maps: channel counts around blocks of 8 */
+    {1, 16, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU6},
+    {1, 13, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 7, 1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 17, 1, 10, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false, NOACT},
+    {1, 1, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 9, 1, 7, 7, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, RELU},
+    {1, 24, 1, 28, 28, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, NOACT},
+    {1, 11, 1, 27, 29, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, RELU6},
+    /* rows narrower than a vector, input and output */
+    {1, 10, 1, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 10, 1, 4, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 9, 1, 9, 9, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true, NOACT},
+    {1, 9, 1, 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    /* dilation, asymmetric strides and lopsided padding on small maps */
+    {1, 12, 1, 14, 14, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, true, NOACT},
+    {1, 12, 1, 14, 15, 3, 3, 2, 2, 2, 3, 2, 2, 3, 3, true, RELU},
+    {1, 12, 1, 15, 14, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 12, 1, 15, 14, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 12, 1, 15, 14, 3, 3, 1, 2, 1, 1, 0, 2, 3, 0, true, RELU6},
+    {1, 12, 1, 9, 19, 3, 3, 2, 2, 1, 1, 5, 0, 0, 6, true, NOACT},
+    {1, 10, 1, 12, 12, 4, 2, 1, 1, 2, 1, 3, 3, 0, 1, true, NOACT},
+    {1, 10, 1, 12, 12, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, true, NOACT},
+    /* batches and depth multipliers with channel tails */
+    {3, 10, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU},
+    {2, 5, 2, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {2, 12, 2, 13, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, false, RELU6},
+    {1, 9, 3, 11, 12, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, NOACT},
+    /* taller than the scratch: strips of rows (and row blocks over threads) */
+    {1, 9, 1, 60, 30, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 3, 2, 90, 60, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, RELU},
+    {1, 9, 1, 200, 20, 3, 3, 1, 1, 3, 1, 3, 3, 1, 1, true, NOACT},
 };
 
 /* every width 1..20 for 3x3 at stride 1 and 2, to hit every vector tail */
@@ -200,24 +233,35 @@ static void check_close(const dw_setup *s, const char *what)
                  s->ref[at], scale);
 }
 
-/* Runs one case through every path: AVX2 with packed weights, AVX2 without
- * (taps broadcast on the fly), scalar; each with pools of 1, 2 and 3. */
+/* The paths run_case tries: the kernel's own choice and each AVX2 path
+ * forced (packed weights or not), then the scalar path. */
+static const struct {
+    dw_path path;
+    bool packed;
+    const char *name;
+} run_paths[] = {
+    {DW_PATH_AUTO, true, "auto packed"},       {DW_PATH_PLANES, true, "planes packed"},
+    {DW_PATH_PLANES, false, "planes unpacked"}, {DW_PATH_BLOCKED, true, "blocked packed"},
+    {DW_PATH_BLOCKED, false, "blocked unpacked"}, {DW_PATH_SCALAR, false, "scalar"},
+};
+
+/* Runs one case through every path, each with pools of 1, 2 and 3. */
 static void run_case(const dw_case *k, conv_threadpool *const pools[3], const char *label)
 {
     dw_setup s;
     setup_case(k, &s);
     bool avx2 = conv_cpu()->avx2_fma;
-    for (int path = 0; path < 3; path++) {
-        if (path < 2 && !avx2) continue;
+    for (size_t path = 0; path < sizeof run_paths / sizeof *run_paths; path++) {
+        if (run_paths[path].path != DW_PATH_SCALAR && !avx2) continue;
         for (int t = 0; t < 3; t++) {
             for (size_t i = 0; i < s.out_n; i++) s.got[i] = NAN; /* catch outputs never written */
-            conv_run_args ra = {.params = &s.p, .packed = path == 0 ? s.packed : NULL, .weight = s.w,
+            conv_run_args ra = {.params = &s.p, .packed = run_paths[path].packed ? s.packed : NULL, .weight = s.w,
                                 .bias = k->bias ? s.b : NULL, .input = s.x, .output = s.got, .in = s.in,
                                 .out = s.out, .pool = pools[t]};
             if (path == 0 && t == 0)
                 conv_kernel_depthwise.run(&ra);
             else
-                conv_dwconv_run_isa(&ra, path < 2);
+                conv_dwconv_run_path(&ra, run_paths[path].path);
             char what[200];
             snprintf(what, sizeof what,
                      "%s [n%lld c%lld m%lld %lldx%lld k%lldx%lld s%lldx%lld d%lldx%lld pad %lld,%lld,%lld,%lld act %d] "
@@ -225,7 +269,7 @@ static void run_case(const dw_case *k, conv_threadpool *const pools[3], const ch
                      label, (long long)k->n, (long long)k->c, (long long)k->mult, (long long)k->h, (long long)k->w,
                      (long long)k->kh, (long long)k->kw, (long long)k->sh, (long long)k->sw, (long long)k->dh,
                      (long long)k->dw, (long long)k->pt, (long long)k->pb, (long long)k->pl, (long long)k->pr,
-                     (int)k->act, path == 0 ? "avx2 packed" : path == 1 ? "avx2 unpacked" : "scalar", t + 1);
+                     (int)k->act, run_paths[path].name, t + 1);
             check_close(&s, what);
         }
     }
@@ -296,6 +340,7 @@ static void test_nan_passes_through(void **state)
     (void)state;
     for (int act = RELU; act <= RELU6; act++) {
         dw_case k = {1, 2, 1, 12, 26, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, (conv_activation)act};
+        /* 2 channels: the blocked path's tail block, whose lanes past the channels read channel 0 */
         dw_setup s;
         setup_case(&k, &s);
         s.x[0] = NAN;                 /* a corner: border outputs */
@@ -306,11 +351,11 @@ static void test_nan_passes_through(void **state)
         size_t nans = 0;
         for (size_t i = 0; i < s.out_n; i++) nans += isnan(s.ref[i]);
         assert_int_equal(nans, 4 + 9);
-        for (int path = 0; path < 2; path++) {
-            if (path == 0 && !conv_cpu()->avx2_fma) continue;
+        for (size_t path = 0; path < sizeof run_paths / sizeof *run_paths; path++) {
+            if (run_paths[path].path != DW_PATH_SCALAR && !conv_cpu()->avx2_fma) continue;
             ra.output = s.got;
-            ra.packed = path == 0 ? s.packed : NULL;
-            conv_dwconv_run_isa(&ra, path == 0);
+            ra.packed = run_paths[path].packed ? s.packed : NULL;
+            conv_dwconv_run_path(&ra, run_paths[path].path);
             for (size_t i = 0; i < s.out_n; i++) {
                 assert_int_equal(isnan(s.got[i]) != 0, isnan(s.ref[i]) != 0);
                 if (!isnan(s.ref[i])) assert_true(fabsf(s.got[i] - s.ref[i]) <= 1e-4f);
@@ -407,6 +452,44 @@ static void test_model_layer(void **state)
     conv_tensor_free(&ref);
 }
 
+/* Reflect, replicate and circular padding reach the kernel as a padded copy
+ * with zero pads left: a small map with channel tails, stride 1 and 2,
+ * against the direct kernel through the same model layer. */
+static void test_every_padding_mode(void **state)
+{
+    (void)state;
+    const conv_padding_mode modes[] = {CONV_PAD_ZEROS, CONV_PAD_REFLECT, CONV_PAD_REPLICATE, CONV_PAD_CIRCULAR};
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++)
+        for (int stride = 1; stride <= 2; stride++) {
+            conv_layer_spec s;
+            conv_layer_spec_init(&s, CONV_LAYER_CONV2D);
+            s.in_channels = 11, s.out_channels = 22, s.groups = 11;
+            s.kernel_size[0] = s.kernel_size[1] = 3;
+            s.stride[0] = s.stride[1] = stride;
+            s.padding[0] = s.padding[1] = 1;
+            s.padding_mode = modes[m];
+            s.bias = true;
+            int64_t dims[4] = {2, 11, 13, 14};
+            conv_tensor in, ref, out;
+            assert_int_equal(conv_tensor_alloc(&in, 4, dims, NULL), CONV_OK);
+            for (size_t i = 0; i < conv_tensor_numel(&in); i++) in.data[i] = rnd();
+            conv_error err;
+            s.algorithm = CONV_ALGO_DIRECT;
+            assert_int_equal(run_model(&s, &in, &ref, NULL, &err), CONV_OK);
+            s.algorithm = CONV_ALGO_DEPTHWISE;
+            assert_int_equal(run_model(&s, &in, &out, NULL, &err), CONV_OK);
+            assert_int_equal(conv_tensor_numel(&out), conv_tensor_numel(&ref));
+            double scale = 0, worst = 0;
+            for (size_t i = 0; i < conv_tensor_numel(&ref); i++) scale = fmax(scale, fabs(ref.data[i]));
+            for (size_t i = 0; i < conv_tensor_numel(&ref); i++)
+                worst = fmax(worst, fabs(out.data[i] - ref.data[i]));
+            if (!(worst <= 1e-5 * scale))
+                fail_msg("padding mode %s stride %d: max error %g over scale %g", conv_padding_mode_name(modes[m]),
+                         stride, worst, scale);
+            conv_tensor_free(&in), conv_tensor_free(&ref), conv_tensor_free(&out);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_nan_passes_through),
         cmocka_unit_test(test_supports_only_depthwise),
         cmocka_unit_test(test_model_layer),
+        cmocka_unit_test(test_every_padding_mode),
     };
     return cmocka_run_group_tests(tests, pools_setup, pools_teardown);
 }
