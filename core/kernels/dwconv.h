@@ -68,7 +68,7 @@ void dwconv_phase_rows(const dw_plane *shape, const dw_phase_geom *g, const floa
 /* The channel-blocked AVX2 path (dwconv_blocked_avx2.c) for small maps: 8
  * input planes at a time transposed into a zero-padded [rows][cols][8]
  * scratch of DW_BLOCKED_FLOATS floats, one FMA per tap on 8 channels. */
-#define DW_BLOCKED_FLOATS 4096
+#define DW_BLOCKED_FLOATS 8192
 #define DW_BLOCKED_MAX_TAPS 49
 typedef struct dw_blocked_geom {
     int64_t cols;       /* scratch pixels per row (input column -pl is pixel 0) */

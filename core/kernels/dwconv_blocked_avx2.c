@@ -28,7 +28,11 @@ bool dwconv_blocked_geometry(const dw_plane *p, dw_blocked_geom *g)
     int64_t cols = (tile_span - 1) * p->sw + (p->kw - 1) * p->dw + 1;
     int64_t span = (p->kh - 1) * p->dh + 1; /* scratch rows one output row reads */
     if (cols * 8 > DW_BLOCKED_FLOATS || span > DW_BLOCKED_FLOATS / (cols * 8)) return false;
-    int64_t max_rows = DW_BLOCKED_FLOATS / (cols * 8);
+    /* half the buffer keeps the scratch in L1 next to the input and
+     * output streams, unless strips get so short that refilling the rows
+     * they share costs more */
+    int64_t max_rows = DW_BLOCKED_FLOATS / 2 / (cols * 8);
+    if (max_rows < span || (max_rows - span) / p->sh + 1 < 4) max_rows = DW_BLOCKED_FLOATS / (cols * 8);
     g->cols = cols;
     g->strip_rows = (max_rows - span) / p->sh + 1;
     if (g->strip_rows > p->oh) g->strip_rows = p->oh;
