@@ -9,6 +9,8 @@
 #define PW_NR 16  /* columns per register block (two AVX vectors) */
 #define PW_KC 256 /* depth per pass, so a B panel (16 x 256 floats) stays in L1 */
 #define PW_MC 120 /* weight rows per pass (a multiple of PW_MR): 120 KiB of A at PW_KC, held in L2 */
+#define PW_L1_FLOATS 4096 /* B floats per block of panels: 16 KiB, half of L1 */
+#define PW_MAX_NB 64      /* panels per B block at most: runs of 4 KiB per row of C */
 
 /* The weights of one group packed in panels of PW_MR rows (zero-padded),
  * each panel k-major: panel[p * PW_MR + r] = A[panel_row + r][p]. */
