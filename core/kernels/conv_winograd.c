@@ -1,6 +1,7 @@
 /* conv_winograd.c — Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions: weights
  * transformed once at load, then per (image, group, block of tiles) the input
- * transform, 36 cblas_sgemm calls and the output transform (see winograd.h). */
+ * transform, the 36 GEMMs (wino_gemm or cblas_sgemm) and the output transform
+ * (see winograd.h). */
 #include <cblas.h>
 #include <limits.h>
 
@@ -13,6 +14,17 @@
 #define WINO_BLOCK_BYTES (384 * 1024)
 #define WINO_BLOCK_MIN 64
 #define WINO_BLOCK_MAX 256
+
+/* Up to 64 input channels per group the GEMMs run in wino_gemm (winograd.h)
+ * on V and M as they lie, WINO_FUSED_ROWS output channels at a time, each
+ * pass's M rows output-transformed while still in L2. OpenBLAS spent
+ * nearly half of its time zeroing M (beta = 0) and packing V and U, and M of
+ * all output channels with V overflowed L2 (32 -> 64 channels at 56x56:
+ * 1.37 -> 1.05 ms CPU per image). With more input channels each GEMM's K
+ * rows of V lie on as many pages at a 36 * ld stride and OpenBLAS's packed
+ * panels win (256 -> 256 at 28x28: 5.7 ms there, 10 ms unpacked). */
+#define WINO_FUSED_MAX_CIN 64
+#define WINO_FUSED_ROWS 32
 
 static bool winograd_supports(const conv_params *p)
 {
@@ -73,6 +85,7 @@ typedef struct wino_layout {
     int64_t tiles_w, tiles;  /* per image */
     int64_t block, blocks;   /* tiles per block, blocks per image */
     size_t ld;               /* floats per V/M row */
+    int64_t fused_rows;      /* output channels per wino_gemm + output transform pass; 0: OpenBLAS */
     size_t slice_floats;     /* per-thread workspace */
 } wino_layout;
 
@@ -106,9 +119,12 @@ static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims
     l->blocks = (l->tiles + l->block - 1) / l->block;
     l->ld = (size_t)l->block + 8;
 
+    l->fused_rows = cin_g <= WINO_FUSED_MAX_CIN ? WINO_FUSED_ROWS : 0;
+    int64_t m_rows = l->fused_rows && l->fused_rows < cout_g ? l->fused_rows : cout_g;
+
     size_t v, m, floats;
     if (!conv_size_mul((size_t)cin_g, l->ld * WINO_POINTS, &v) ||
-        !conv_size_mul((size_t)cout_g, l->ld * WINO_POINTS, &m) || !conv_size_add(v, m, &floats))
+        !conv_size_mul((size_t)m_rows, l->ld * WINO_POINTS, &m) || !conv_size_add(v, m, &floats))
         return false;
     floats = (floats + CONV_ALIGNMENT / sizeof(float) - 1) / (CONV_ALIGNMENT / sizeof(float)) *
              (CONV_ALIGNMENT / sizeof(float));
@@ -131,7 +147,11 @@ typedef struct wino_job {
     wino_layout l;
     wino_input_fn input;
     wino_output_fn output;
+    wino_gemm_fn gemm;
 } wino_job;
+
+static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int64_t g, int64_t first, int64_t count,
+                             int64_t oc0, int64_t rows);
 
 /* One (image, group, block): V = B^T d B for the block's tiles of every
  * input channel, M = U V per transformed element, Y = A^T M A into the output. */
@@ -176,25 +196,44 @@ static void winograd_task(void *ctx, size_t task, int thread)
     }
 
     const float *u = (const float *)a->packed + (size_t)g * WINO_POINTS * (size_t)(cout_g * cin_g);
-    for (size_t xi = 0; xi < WINO_POINTS; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout_g, (int)count, (int)cin_g, 1.0f,
-                    u + xi * (size_t)(cout_g * cin_g), (int)cin_g, v + xi * ld, (int)(WINO_POINTS * ld), 0.0f,
-                    m + xi * ld, (int)(WINO_POINTS * ld));
+    if (!l->fused_rows) {
+        for (size_t xi = 0; xi < WINO_POINTS; xi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout_g, (int)count, (int)cin_g, 1.0f,
+                        u + xi * (size_t)(cout_g * cin_g), (int)cin_g, v + xi * ld, (int)(WINO_POINTS * ld), 0.0f,
+                        m + xi * ld, (int)(WINO_POINTS * ld));
+        winograd_outputs(job, m, n, g, first, count, 0, cout_g);
+        return;
+    }
+    for (int64_t oc = 0; oc < cout_g; oc += l->fused_rows) {
+        int64_t rows = cout_g - oc < l->fused_rows ? cout_g - oc : l->fused_rows;
+        job->gemm(u + (size_t)(oc * cin_g), (size_t)(cout_g * cin_g), rows, cin_g, v, ld, count, m);
+        winograd_outputs(job, m, n, g, first, count, oc, rows);
+    }
+}
 
-    for (int64_t oc = 0; oc < cout_g; oc++) {
+/* Y for output channels [oc0, oc0 + rows) of group g, whose M rows start at m. */
+static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int64_t g, int64_t first, int64_t count,
+                             int64_t oc0, int64_t rows)
+{
+    const conv_run_args *a = job->a;
+    const conv_params *p = a->params;
+    const wino_layout *l = &job->l;
+    int64_t cout_g = p->out_channels / p->groups;
+    size_t ld = l->ld;
+    for (int64_t oc = oc0; oc < oc0 + rows; oc++) {
         int64_t channel = g * cout_g + oc;
         float *plane = a->output + ((n * p->out_channels + channel) * a->out.h) * a->out.w;
         float bias = a->bias ? a->bias[channel] : 0.0f;
         for (int64_t t = first; t < first + count;) {
             int64_t ty = t / l->tiles_w, tx = t % l->tiles_w;
             int64_t seg = l->tiles_w - tx < first + count - t ? l->tiles_w - tx : first + count - t;
-            float *rows[WINO_OUT];
+            float *out_rows[WINO_OUT];
             for (int i = 0; i < WINO_OUT; i++) {
                 int64_t y = ty * WINO_OUT + i;
-                rows[i] = y < a->out.h ? plane + y * a->out.w : NULL;
+                out_rows[i] = y < a->out.h ? plane + y * a->out.w : NULL;
             }
-            job->output(m + (size_t)oc * WINO_POINTS * ld + (size_t)(t - first), ld, seg, bias, p->activation, rows,
-                        tx * WINO_OUT, a->out.w);
+            job->output(m + (size_t)(oc - oc0) * WINO_POINTS * ld + (size_t)(t - first), ld, seg, bias,
+                        p->activation, out_rows, tx * WINO_OUT, a->out.w);
             t += seg;
         }
     }
@@ -207,6 +246,7 @@ void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2)
     bool avx2 = allow_avx2 && conv_cpu()->avx2_fma;
     job.input = avx2 ? wino_input_avx2 : wino_input_generic;
     job.output = avx2 ? wino_output_avx2 : wino_output_generic;
+    job.gemm = avx2 ? wino_gemm_avx2 : wino_gemm_generic;
     /* cannot fail: workspace_size succeeded with the same arguments */
     if (!wino_plan(p, &a->in, &a->out, conv_threadpool_size(a->pool), &job.l)) return;
     conv_parallel_for(a->pool, (size_t)(a->in.n * p->groups * job.l.blocks), winograd_task, &job);
@@ -218,6 +258,12 @@ void wino_input_generic(const float *const rows[WINO_IN], int64_t x0, int64_t wi
                         size_t xi_stride)
 {
     wino_input_impl(rows, x0, width, tiles, v, xi_stride);
+}
+
+void wino_gemm_generic(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
+                       int64_t tiles, float *m)
+{
+    wino_gemm_impl(u, u_xi_stride, rows, cin, v, ld, tiles, m);
 }
 
 void wino_output_generic(const float *m, size_t xi_stride, int64_t tiles, float bias, conv_activation act,

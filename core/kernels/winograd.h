@@ -65,6 +65,19 @@ void wino_input_avx2(const float *const rows[WINO_IN], int64_t x0, int64_t width
 void wino_output_avx2(const float *m, size_t xi_stride, int64_t tiles, float bias, conv_activation act,
                       float *const out_rows[WINO_OUT], int64_t x0, int64_t out_width);
 
+/* M = U V for output channels [0, rows) of one block, every transformed
+ * element: m[(r * 36 + xi) * ld + t] = sum_c u[xi * u_xi_stride + r * cin + c]
+ * * v[(c * 36 + xi) * ld + t] for t < tiles, summed in channel order. V and M
+ * are the block's buffers as the transforms read and write them, so nothing
+ * is packed or zeroed; columns up to the next multiple of 8 are computed too
+ * (the row stride leaves room, and the output transform never uses them). */
+typedef void (*wino_gemm_fn)(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
+                             int64_t tiles, float *m);
+void wino_gemm_generic(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
+                       int64_t tiles, float *m);
+void wino_gemm_avx2(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
+                    int64_t tiles, float *m);
+
 /* conv_kernel_winograd.run with the AVX2 transforms allowed or not (tests run
  * the portable transforms on machines that have AVX2 through this). */
 void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2);
@@ -239,6 +252,65 @@ static inline void wino_output_impl(const float *m, size_t xi_stride, int64_t ti
                 float row[WINO_OUT * WINO_LANES];
                 wino_interleave4(y, row);
                 memcpy(dst, row, (size_t)valid * sizeof(float));
+            }
+        }
+    }
+}
+
+/* One R x (8 * NV) tile of M at one transformed element: R rows of U (row
+ * stride cin) against NV vectors of V per channel (channel stride vs), R x NV
+ * accumulators in registers (4 x 3 + 3 loads + 1 broadcast fill the 16 ymm). */
+static inline __attribute__((always_inline)) void wino_gemm_tile(int R, int NV, const float *u, int64_t cin,
+                                                                 const float *v, size_t vs, float *m, size_t ms)
+{
+    wino_v8 acc[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < NV; j++) acc[r][j] = (wino_v8){0};
+    for (int64_t c = 0; c < cin; c++) {
+        wino_v8 b[3];
+#pragma GCC unroll 3
+        for (int j = 0; j < NV; j++) WINO_LOAD(b[j], v + (size_t)c * vs + (size_t)(WINO_LANES * j));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            float a = u[r * cin + c];
+#pragma GCC unroll 3
+            for (int j = 0; j < NV; j++) acc[r][j] += a * b[j];
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < NV; j++) WINO_STORE(m + (size_t)r * ms + (size_t)(WINO_LANES * j), acc[r][j]);
+}
+
+static inline void wino_gemm_impl(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v,
+                                  size_t ld, int64_t tiles, float *m)
+{
+    const size_t stride = WINO_POINTS * ld; /* between channels, in V and in M */
+    for (size_t xi = 0; xi < WINO_POINTS; xi++) {
+        const float *u_xi = u + xi * u_xi_stride;
+        for (int64_t t = 0; t < tiles; t += 3 * WINO_LANES) {
+            int64_t nv = (tiles - t + WINO_LANES - 1) / WINO_LANES;
+            if (nv > 3) nv = 3;
+            const float *vt = v + xi * ld + (size_t)t;
+            for (int64_t r = 0; r < rows; r += 4) {
+                int64_t rr = rows - r < 4 ? rows - r : 4;
+                const float *ur = u_xi + r * cin;
+                float *mt = m + (size_t)r * stride + xi * ld + (size_t)t;
+                switch (rr * 4 + nv) {
+#define WINO_GEMM_CASE(R, NV)                                 \
+    case (R) * 4 + (NV):                                      \
+        wino_gemm_tile(R, NV, ur, cin, vt, stride, mt, stride); \
+        break;
+                    WINO_GEMM_CASE(1, 1) WINO_GEMM_CASE(1, 2) WINO_GEMM_CASE(1, 3)
+                    WINO_GEMM_CASE(2, 1) WINO_GEMM_CASE(2, 2) WINO_GEMM_CASE(2, 3)
+                    WINO_GEMM_CASE(3, 1) WINO_GEMM_CASE(3, 2) WINO_GEMM_CASE(3, 3)
+                    WINO_GEMM_CASE(4, 1) WINO_GEMM_CASE(4, 2) WINO_GEMM_CASE(4, 3)
+#undef WINO_GEMM_CASE
+                default: break;
+                }
             }
         }
     }

@@ -17,3 +17,9 @@ void wino_output_avx2(const float *m, size_t xi_stride, int64_t tiles, float bia
 {
     wino_output_impl(m, xi_stride, tiles, bias, act, out_rows, x0, out_width);
 }
+
+void wino_gemm_avx2(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
+                    int64_t tiles, float *m)
+{
+    wino_gemm_impl(u, u_xi_stride, rows, cin, v, ld, tiles, m);
+}

@@ -172,6 +172,26 @@ static void test_blocks_split_tile_rows(void **state)
     }
 }
 
+/* wino_gemm's passes (up to 64 input channels per group): output channels
+ * past one pass of 32 and not a multiple of its 4-row tiles, tile counts
+ * that end in a 1- and 2-vector step, groups, and 65 input channels on the
+ * OpenBLAS side of the switch. */
+static void test_gemm_passes_and_edges(void **state)
+{
+    (void)state;
+    conv_threadpool *pool;
+    assert_int_equal(conv_threadpool_create(2, &pool, NULL), CONV_OK);
+    const wcase cases[] = {
+        {2, 20, 37, 1, 13, 29, 1, 1, 1, 1, true, CONV_ACT_NONE},  /* 32 + 5 rows, 4 x 8 tiles a row */
+        {1, 64, 70, 1, 23, 45, 1, 1, 1, 1, true, CONV_ACT_RELU6}, /* 64 channels: still wino_gemm */
+        {1, 130, 66, 2, 9, 19, 1, 1, 1, 1, false, CONV_ACT_RELU}, /* 65 per group: OpenBLAS */
+        {3, 9, 33, 3, 8, 8, 0, 0, 0, 0, true, CONV_ACT_NONE},     /* 11 rows per group, one tile */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int isa = 0; isa < 2; isa++) expect_close(&cases[i], isa ? pool : NULL, isa, TOLERANCE);
+    conv_threadpool_destroy(pool);
+}
+
 /* The largest relative error per channel count, on random data in [-1, 1). */
 static void test_error_by_channel_count(void **state)
 {
@@ -448,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_supports_and_workspace_limits),
         cmocka_unit_test(test_asymmetric_padding_and_activations),
         cmocka_unit_test(test_blocks_split_tile_rows),
+        cmocka_unit_test(test_gemm_passes_and_edges),
         cmocka_unit_test(test_nan_passes_activation),
         cmocka_unit_test(test_error_by_channel_count),
         cmocka_unit_test(test_every_small_map),
