@@ -29,11 +29,14 @@
  *     at any N (Winograd and the GEMMs block per image), so a batch saves
  *     only the per-job hand-off, while its one long run is preempted more
  *     often on a busy small machine and refills its caches each time (a
- *     batched image cost 2.3 ms of CPU against 1.8 ms alone: bench/RESULTS.md,
- *     "Dynamic batching"). Batching pays only for jobs whose per-request
- *     costs outweigh their computation.
+ *     batched image cost 2.3 ms of CPU against 1.8 ms alone; with wino_gemm
+ *     1.24-1.29 against 0.95-1.05 ms: bench/RESULTS.md, "Dynamic batching").
+ *     Batching pays only for jobs whose per-request costs outweigh their
+ *     computation.
  */
+#ifndef WORKERS_BATCH_MAX_BYTES /* overridable for measurements (bench/RESULTS.md) */
 #define WORKERS_BATCH_MAX_BYTES ((size_t)1 << 20)
+#endif
 #ifndef CONVD_SERVER_WORKERS_H
 #define CONVD_SERVER_WORKERS_H
 
