@@ -7,7 +7,11 @@
  * on AVX2 machines only), so the AVX2 tiles take weights as FMA memory
  * operands instead of a broadcast per use. Work is split over (image,
  * channel) planes, and over row blocks of each plane when there are too few
- * planes to feed every thread. */
+ * planes to feed every thread.
+ *
+ * Small output planes and stride 2 go instead through the channel-blocked
+ * path (dwconv_blocked_avx2.c), 8 channels a vector, over blocks of 8
+ * channels; the choice is made per run from the geometry (blocked_preferred). */
 #include "core/kernels/dwconv.h"
 
 static bool dw_supports(const conv_params *p)

@@ -1,6 +1,7 @@
 /* dwconv.h — what the depthwise kernel's entry (dwconv.c) shares with its
- * instruction-set implementations (dwconv_avx2.c): one plane's geometry and
- * the routines that compute its rows, plus a hook that lets tests force the scalar path. */
+ * instruction-set implementations (dwconv_avx2.c, dwconv_phase_avx2.c,
+ * dwconv_blocked_avx2.c): one plane's geometry and the routines that compute
+ * its rows or a block of 8 channels, plus a hook that lets tests force a path. */
 #ifndef CONVD_CORE_KERNELS_DWCONV_H
 #define CONVD_CORE_KERNELS_DWCONV_H
 
@@ -65,9 +66,10 @@ bool dwconv_phase_geometry(const dw_plane *shape, dw_phase_geom *g);
 void dwconv_phase_rows(const dw_plane *shape, const dw_phase_geom *g, const float *in_plane, const dw_plane *outs,
                        int64_t nouts, int64_t y0, int64_t y1, float *buf, int64_t layout[2]);
 
-/* The channel-blocked AVX2 path (dwconv_blocked_avx2.c) for small maps: 8
- * input planes at a time transposed into a zero-padded [rows][cols][8]
- * scratch of DW_BLOCKED_FLOATS floats, one FMA per tap on 8 channels. */
+/* The channel-blocked AVX2 path (dwconv_blocked_avx2.c) for small maps and
+ * stride 2: 8 input planes at a time transposed into a zero-padded
+ * [rows][cols][8] scratch of DW_BLOCKED_FLOATS floats, one FMA per tap on 8
+ * channels. */
 #define DW_BLOCKED_FLOATS 8192
 #define DW_BLOCKED_MAX_TAPS 49
 typedef struct dw_blocked_geom {

@@ -1,12 +1,13 @@
-/* dwconv_blocked_avx2.c — the depthwise kernel's channel-blocked AVX2/FMA path
- * for small maps: 8 channel planes at a time are transposed into a zero-padded
- * [rows][cols][8] scratch, so each tap is one FMA on a vector of 8 channels
- * and stride 2 is only a wider pixel step; output tiles of 8 pixels are
- * transposed back to the 8 NCHW planes in registers.
+/* dwconv_blocked_avx2.c — the depthwise kernel's channel-blocked AVX2/FMA
+ * path for small maps and stride 2: 8 channel planes at a time are
+ * transposed into a zero-padded [rows][cols][8] scratch, so each tap is one
+ * FMA on a vector of 8 channels and stride 2 is only a wider pixel step;
+ * output tiles of 8 pixels are transposed back to the 8 NCHW planes in registers.
  *
  * Per-plane vectors waste most of their lanes and per-plane setup on 7x7 or
- * 14x14 outputs; here a whole 8-channel block costs one pass, the price being
- * two 8x8 transposes per 8 pixels (in and out). */
+ * 14x14 outputs, and stride 2 costs them a deinterleave; here a whole
+ * 8-channel block costs one pass, the price being two 8x8 transposes per 8
+ * pixels (in and out). */
 #include <immintrin.h>
 #include <string.h>
 
