@@ -55,8 +55,7 @@ static bool gemm_1x1_use_implicit(const conv_params *p)
 static bool gemm_1x1_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
                                size_t *bytes)
 {
-    (void)threads;
-    if (gemm_1x1_use_implicit(p)) return conv_implicit_gemm_workspace(p, in, out, bytes);
+    if (gemm_1x1_use_implicit(p)) return conv_implicit_gemm_workspace(p, in, out, threads, bytes);
     *bytes = 0;
     return true;
 }

@@ -72,7 +72,7 @@ static size_t slice_floats(const im2col_tiling *t)
 static bool im2col_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
                              size_t *bytes)
 {
-    if (im2col_use_implicit(p)) return conv_implicit_gemm_workspace(p, in, out, bytes);
+    if (im2col_use_implicit(p)) return conv_implicit_gemm_workspace(p, in, out, threads, bytes);
     im2col_tiling t;
     im2col_tiling_of(p, out, threads, &t);
     return conv_size_mul(slice_floats(&t), sizeof(float), bytes) && conv_size_mul(*bytes, (size_t)threads, bytes);

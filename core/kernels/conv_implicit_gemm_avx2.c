@@ -8,7 +8,8 @@
  * (oh + ky*dh) * Wp + (ow + kx*dw), so with j = oh*Wp + ow every tap is the
  * flattened plane shifted by one constant. We compute j over [0, (OH-1)*Wp +
  * OW) in runs of 8 lanes and drop the Wp - OW lanes per row that fall in the
- * padding; that range never reads past the plane. A block holds 2 output
+ * padding; that range never reads past the plane (rows that share their
+ * padding are narrower still: see ig_geometry_of). A block holds 2 output
  * channels x 6 vectors (12 accumulators): per tap 2 broadcasts and 6 loads
  * feed 12 FMAs, so the FMA ports, not the loads, set the pace.
  *
@@ -33,29 +34,81 @@
 #endif
 #define IG_VECS_  /* 8-lane vectors per register block */
 #define IG_BLOCK (IG_VECS * 8)
-#define IG_CHUNK_BLOCKS 4 /* register blocks per task: a task's input window stays in L1 */
+/* A task's zero-padded input band (every channel of its group and every
+ * phase) stays within this many floats, about a quarter of the L2: it is
+ * written right before it is read, so the reads hit the cache. */
+#define IG_BAND_FLOATS (32 * 1024)
+#define IG_TASKS_PER_THREAD 4 /* when the images and groups alone are too few */
 
 typedef struct ig_geometry {
     int64_t hp, wp;  /* padded plane */
     int64_t hq, wq;  /* one polyphase component (the padded plane when stride 1) */
     int64_t phases;  /* components per input plane: sh * sw */
-    int64_t span;    /* flattened output positions computed: (OH-1)*wq + OW */
-    int64_t chunk;   /* positions per task */
-    int64_t chunks;  /* tasks per (image, group) */
+    int64_t halo;    /* phase rows read below a band's last output row: (kh-1)*dh / sh */
+    int64_t band;    /* output rows per task */
+    int64_t bands;   /* tasks per (image, group) */
+    int64_t rows;    /* phase rows per plane of a task's padded band (hq when read in place) */
+    int64_t spill;   /* floats the last row's taps read past its plane's end (merged padding) */
     bool copy;       /* the input needs a zero-padded copy */
+    size_t band_floats; /* one thread's padded band, CONV_ALIGNMENT-aligned; 0 without copy */
 } ig_geometry;
 
-static void ig_geometry_of(const conv_params *p, const conv_dims *in, const conv_dims *out, ig_geometry *g)
+/* The padded copy is made per task, one band of output rows of one
+ * (image, group) at a time, into the thread's own buffer: one pass over the
+ * input instead of a copy of the whole tensor, the band hot in the cache
+ * when the taps read it, and a single parallel loop. Bands are sized for the
+ * cache, then split further until every thread has IG_TASKS_PER_THREAD of
+ * them, in a count that divides evenly between the threads. */
+static void ig_geometry_of(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                           ig_geometry *g)
 {
     g->hp = in->h + p->pad_top + p->pad_bottom;
     g->wp = in->w + p->pad_left + p->pad_right;
     g->hq = (g->hp + p->stride_h - 1) / p->stride_h;
     g->wq = (g->wp + p->stride_w - 1) / p->stride_w;
     g->phases = p->stride_h * p->stride_w;
-    g->span = (out->h - 1) * g->wq + out->w;
-    g->chunk = IG_BLOCK * IG_CHUNK_BLOCKS;
-    g->chunks = (g->span + g->chunk - 1) / g->chunk;
+    g->halo = (p->kernel_h - 1) * p->dilation_h / p->stride_h;
     g->copy = p->pad_top || p->pad_bottom || p->pad_left || p->pad_right || g->phases > 1;
+    g->spill = 0;
+    if (g->copy && p->stride_w == 1) {
+        /* Consecutive rows share their padding: row r's right padding is
+         * row r+1's left padding, so a row takes in->w + max(left, right)
+         * floats instead of both (28-wide rows padded by 1 compute 29
+         * positions each, not 30). The row width stays at least out->w, so
+         * flattened positions still map to one output each. The last row's
+         * right padding then reads that many floats past its plane: the next
+         * plane's left padding, or zeros written there. */
+        int64_t z = p->pad_left > p->pad_right ? p->pad_left : p->pad_right;
+        if (out->w - in->w > z) z = out->w - in->w;
+        g->wq = in->w + z;
+        g->spill = g->wp - g->wq > 0 ? g->wp - g->wq : 0;
+    }
+    if (threads < 1) threads = 1;
+    int64_t oh_n = out->h, outer = out->n * p->groups;
+    int64_t bands = 1;
+    if (g->copy) {
+        /* floats of one phase row over the group's channels and phases (small: shapes are checked) */
+        int64_t per_row = (p->in_channels / p->groups) * g->phases * g->wq;
+        int64_t fit = IG_BAND_FLOATS / (per_row > 0 ? per_row : 1) - g->halo;
+        if (fit < 1) fit = 1;
+        bands = (oh_n + fit - 1) / fit;
+    }
+    if (threads > 1) {
+        int64_t want = IG_TASKS_PER_THREAD * (int64_t)threads;
+        if (outer * bands < want) bands = (want + outer - 1) / outer;
+        while ((outer * bands) % threads && bands < oh_n) bands++;
+    }
+    if (bands > oh_n) bands = oh_n;
+    g->band = (oh_n + bands - 1) / bands;
+    g->bands = (oh_n + g->band - 1) / g->band;
+    g->rows = g->copy ? g->band + g->halo : g->hq;
+    g->band_floats = 0;
+    if (g->copy) {
+        /* bounded by the padded input, whose size the caller checked */
+        size_t f = (size_t)(p->in_channels / p->groups) * (size_t)g->phases * (size_t)g->rows * (size_t)g->wq +
+                   (size_t)g->spill;
+        g->band_floats = (f + CONV_ALIGNMENT / sizeof(float) - 1) & ~(CONV_ALIGNMENT / sizeof(float) - 1);
+    }
 }
 
 bool conv_implicit_gemm_supports(const conv_params *p)
@@ -64,72 +117,103 @@ bool conv_implicit_gemm_supports(const conv_params *p)
     return conv_cpu()->avx2_fma && p->stride_h >= 1 && p->stride_h <= 4 && p->stride_w >= 1 && p->stride_w <= 4;
 }
 
-bool conv_implicit_gemm_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, size_t *bytes)
+/* Workspace: the tap offset table, the table of input rows to prefetch (at
+ * most one per tap), then one padded band per thread. */
+static size_t ig_tables_bytes(size_t taps)
 {
-    ig_geometry g;
-    ig_geometry_of(p, in, out, &g);
-    size_t taps, padded = 0;
+    return (2 * taps * sizeof(int64_t) + CONV_ALIGNMENT - 1) & ~(size_t)(CONV_ALIGNMENT - 1);
+}
+
+bool conv_implicit_gemm_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                                  size_t *bytes)
+{
+    size_t taps, band_bound;
     int64_t k_dims[3] = {p->in_channels / p->groups, p->kernel_h, p->kernel_w};
-    if (!conv_dims_product(k_dims, 3, &taps) || !conv_size_mul(taps, sizeof(int64_t), &taps)) return false;
-    taps = (taps + CONV_ALIGNMENT - 1) & ~(size_t)(CONV_ALIGNMENT - 1);
-    if (g.copy) {
-        int64_t dims[5] = {in->n, in->c, g.phases, g.hq, g.wq};
-        if (!conv_dims_product(dims, 5, &padded) || !conv_size_mul(padded, sizeof(float), &padded)) return false;
-    }
-    return conv_size_add(taps, padded, bytes);
+    /* A band holds at most cin_g x (hp + sh + (kh-1)*dh) x (wp + sw)
+     * floats; refuse what cannot be addressed before ig_geometry_of
+     * multiplies any of it in int64. */
+    int64_t band_dims[3] = {p->in_channels / p->groups,
+                            in->h + p->pad_top + p->pad_bottom + p->stride_h + (p->kernel_h - 1) * p->dilation_h,
+                            in->w + p->pad_left + p->pad_right + p->stride_w};
+    if (!conv_dims_product(k_dims, 3, &taps) || taps > SIZE_MAX / 4 / sizeof(int64_t) ||
+        !conv_dims_product(band_dims, 3, &band_bound) || band_bound > SIZE_MAX / 8 / sizeof(float))
+        return false;
+    ig_geometry g;
+    ig_geometry_of(p, in, out, threads, &g);
+    size_t padded;
+    if (!conv_size_mul(g.band_floats, sizeof(float), &padded) ||
+        !conv_size_mul(padded, (size_t)(threads < 1 ? 1 : threads), &padded))
+        return false;
+    return conv_size_add(ig_tables_bytes(taps), padded, bytes);
 }
 
 typedef struct ig_job {
     const conv_run_args *a;
     ig_geometry g;
-    const float *padded;   /* [n][c][phases][hq][wq] */
-    int64_t k;             /* taps per output: cin_g * kh * kw */
-    const int64_t *offset; /* [k]: where tap t reads, relative to the output position */
+    conv_activation act;
+    int64_t k;                  /* taps per output: cin_g * kh * kw */
+    const int64_t *offset;      /* [k]: where tap t reads, relative to the output position */
+    const int64_t *prefetch;    /* [prefetches]: the distinct input rows the taps read */
+    int64_t prefetches;
+    float *bands;               /* [threads][band_floats] when the input needs a padded copy */
 } ig_job;
 
-/* The rows of phase row py of one input plane, all its sw column phases
- * (the whole zero-padded plane when stride 1): task = plane * sh + py. */
-static void ig_pad_task(void *ctx, size_t task, int thread)
+/* Phase rows [r0, r0 + rows) of one input plane, every phase, into dst
+ * ([phases][g->rows][wq]); rows past the padded plane are zeros. */
+static void ig_pad_band(const ig_job *job, const float *src, float *dst, int64_t r0, int64_t rows)
 {
-    (void)thread;
-    const ig_job *job = ctx;
     const conv_run_args *a = job->a;
     const conv_params *p = a->params;
     const ig_geometry *g = &job->g;
     int64_t sh = p->stride_h, sw = p->stride_w;
-    size_t plane = task / (size_t)sh;
-    int64_t py = (int64_t)(task % (size_t)sh);
-    int64_t ih_n = a->in.h, iw_n = a->in.w, wq = g->wq, pl = p->pad_left, phase_plane = g->hq * wq;
-    const float *src = a->input + plane * (size_t)(ih_n * iw_n);
-    float *dst = (float *)job->padded + (plane * (size_t)g->phases + (size_t)(py * sw)) * (size_t)phase_plane;
-    for (int64_t r = 0; r < g->hq; r++) {
-        int64_t ih = r * sh + py - p->pad_top;
-        for (int64_t px = 0; px < sw; px++) memset(dst + px * phase_plane + r * wq, 0, (size_t)wq * sizeof(float));
-        if (ih < 0 || ih >= ih_n) continue;
-        const float *in_row = src + ih * iw_n;
-        if (sw == 1) {
-            memcpy(dst + r * wq + pl, in_row, (size_t)iw_n * sizeof(float));
-        } else if (sw == 2) {
-            /* input column 2m + e lands in phase (e + pl) % 2 at (e + pl) / 2 + m:
-             * split the row into its even and odd columns in one pass */
-            float *even = dst + (pl % 2) * phase_plane + r * wq + pl / 2;
-            float *odd = dst + ((1 + pl) % 2) * phase_plane + r * wq + (1 + pl) / 2;
-            int64_t m = 0;
-            for (; 2 * m + 16 <= iw_n; m += 8) {
-                __m256 lo = _mm256_loadu_ps(in_row + 2 * m), hi = _mm256_loadu_ps(in_row + 2 * m + 8);
-                /* the shuffles pick lanes within 128-bit halves; the permute orders the halves */
-                __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-                __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
-                _mm256_storeu_ps(even + m, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8)));
-                _mm256_storeu_ps(odd + m, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8)));
+    int64_t ih_n = a->in.h, iw_n = a->in.w, wq = g->wq, pl = p->pad_left, phase_plane = g->rows * wq;
+    for (int64_t py = 0; py < sh; py++) {
+        float *base = dst + py * sw * phase_plane;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t ih = (r0 + r) * sh + py - p->pad_top;
+            if (ih < 0 || ih >= ih_n) {
+                /* (sw == 1: with the spill of the last row) */
+                for (int64_t px = 0; px < sw; px++)
+                    memset(base + px * phase_plane + r * wq, 0,
+                           (size_t)(wq + (r == rows - 1 ? g->spill : 0)) * sizeof(float));
+                continue;
             }
-            for (; 2 * m < iw_n; m++) {
-                even[m] = in_row[2 * m];
-                if (2 * m + 1 < iw_n) odd[m] = in_row[2 * m + 1];
+            const float *in_row = src + ih * iw_n;
+            if (sw == 1) {
+                float *d = base + r * wq;
+                memset(d, 0, (size_t)pl * sizeof(float));
+                memcpy(d + pl, in_row, (size_t)iw_n * sizeof(float));
+                memset(d + pl + iw_n, 0, (size_t)(wq - pl - iw_n) * sizeof(float));
+                if (r == rows - 1) memset(d + wq, 0, (size_t)g->spill * sizeof(float));
+            } else if (sw == 2) {
+                /* input column 2m + e lands in phase (e + pl) % 2 at (e + pl) / 2 + m:
+                 * split the row into its even and odd columns in one pass */
+                float *row0 = base + r * wq, *row1 = base + phase_plane + r * wq;
+                int64_t e0 = pl / 2, n0 = (iw_n + 1) / 2, o0 = (1 + pl) / 2, n1 = iw_n / 2;
+                float *even = (pl % 2 ? row1 : row0) + e0, *odd = (pl % 2 ? row0 : row1) + o0;
+                float *even_row = pl % 2 ? row1 : row0, *odd_row = pl % 2 ? row0 : row1;
+                memset(even_row, 0, (size_t)e0 * sizeof(float));
+                memset(even + n0, 0, (size_t)(wq - e0 - n0) * sizeof(float));
+                memset(odd_row, 0, (size_t)o0 * sizeof(float));
+                memset(odd + n1, 0, (size_t)(wq - o0 - n1) * sizeof(float));
+                int64_t m = 0;
+                for (; 2 * m + 16 <= iw_n; m += 8) {
+                    __m256 lo = _mm256_loadu_ps(in_row + 2 * m), hi = _mm256_loadu_ps(in_row + 2 * m + 8);
+                    /* the shuffles pick lanes within 128-bit halves; the permute orders the halves */
+                    __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+                    __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+                    _mm256_storeu_ps(even + m, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8)));
+                    _mm256_storeu_ps(odd + m, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8)));
+                }
+                for (; 2 * m < iw_n; m++) {
+                    even[m] = in_row[2 * m];
+                    if (2 * m + 1 < iw_n) odd[m] = in_row[2 * m + 1];
+                }
+            } else {
+                for (int64_t px = 0; px < sw; px++) memset(base + px * phase_plane + r * wq, 0, (size_t)wq * sizeof(float));
+                for (int64_t c = 0; c < iw_n; c++)
+                    base[((c + pl) % sw) * phase_plane + r * wq + (c + pl) / sw] = in_row[c];
             }
-        } else {
-            for (int64_t c = 0; c < iw_n; c++)
-                dst[((c + pl) % sw) * phase_plane + r * wq + (c + pl) / sw] = in_row[c];
         }
     }
 }
@@ -143,10 +227,19 @@ static inline __m256i ig_lane_mask(int64_t valid)
 /* Where one register block's vectors go in an output plane. Vector v covers
  * flattened positions j0 + 8v ..: its first n0 lanes are output pixels at
  * dst0; lanes from start1 on wrap into the next output row, n1 of them real,
- * written at dst1. Worked out once per block for all its output channels. */
+ * written at dst1. Worked out once per block for all its output channels.
+ *
+ * A vector that wraps with every lane past the padding gap real is written
+ * whole: its lanes moved down over the gap (perm) and stored at dstc, which
+ * leaves gap garbage lanes just past its last real one, where the block's
+ * next vector, stored right after it, starts. One permute and one store
+ * instead of lane-by-lane stores: with 28-wide rows a quarter of the vectors
+ * wrap. */
 typedef struct ig_lanes {
-    int64_t dst0[IG_VECS], dst1[IG_VECS];
+    __m256i perm[IG_VECS];
+    int64_t dst0[IG_VECS], dst1[IG_VECS], dstc[IG_VECS];
     int n0[IG_VECS], start1[IG_VECS], n1[IG_VECS];
+    bool compact[IG_VECS];
     bool scalar; /* rows narrower than a vector: lane by lane */
 } ig_lanes;
 
@@ -158,43 +251,51 @@ static void ig_lanes_of(const ig_job *job, int64_t j0, int64_t valid, ig_lanes *
     for (int v = 0; v < IG_VECS; v++) {
         int64_t lanes = valid - v * 8 < 8 ? (valid - v * 8 > 0 ? valid - v * 8 : 0) : 8;
         int64_t n0 = ow_n - ow < lanes ? ow_n - ow : lanes, start1 = wq - ow;
+        if (n0 < 0) n0 = 0;
         l->dst0[v] = oh * ow_n + ow;
-        l->n0[v] = (int)(n0 > 0 ? n0 : 0);
+        l->n0[v] = (int)n0;
         l->start1[v] = (int)(start1 < 8 ? start1 : 8);
         int64_t n1 = lanes - start1;
         if (n1 > ow_n) n1 = ow_n;
         l->n1[v] = (int)(n1 > 0 ? n1 : 0);
         l->dst1[v] = (oh + 1) * ow_n;
+        int64_t gap = start1 - n0, next = valid - (v + 1) * 8;
+        if (next > 8) next = 8;
+        l->compact[v] = !l->scalar && n0 < 8 && start1 < 8 && n1 > 0 && start1 + n1 == 8 && next >= gap &&
+                        ow_n - n1 >= gap;
+        if (l->compact[v]) {
+            int idx[8];
+            for (int i = 0; i < 8; i++) idx[i] = i < n0 ? i : (int)(i + gap < 8 ? i + gap : 7);
+            l->perm[v] = _mm256_setr_epi32(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6], idx[7]);
+            l->dstc[v] = n0 > 0 ? l->dst0[v] : l->dst1[v];
+        }
         ow += 8;
         if (ow >= wq && !l->scalar) ow -= wq, oh++;
     }
 }
 
-/* Adds bias, activates and writes one register block's `rows` x `valid`
- * flattened positions starting at j0 into the output planes. Inlined into
- * ig_block so the accumulators go from registers to memory once. Partial
- * vectors are written lane by lane: AVX2 masked stores are microcoded and
- * slow on AMD. */
-static inline __attribute__((always_inline)) void ig_store(const ig_job *job, float *out, const float *bias,
-                                                           int64_t oc0, int rows, __m256 acc[][IG_VECS],
+/* Activates and writes one register block's `rows` x `vecs`
+ * vectors of flattened positions from j0 (`valid` of them real) into the
+ * output planes. Inlined into ig_block so the accumulators go from
+ * registers to memory once. Partial vectors are written lane by lane: AVX2
+ * masked stores are microcoded and slow on AMD. */
+static inline __attribute__((always_inline)) void ig_store(const ig_job *job, float *out, int64_t oc0, int rows, int vecs, __m256 acc[][IG_VECS],
                                                            int64_t j0, int64_t valid, const ig_lanes *l)
 {
-    const conv_params *p = job->a->params;
+    conv_activation act = job->act;
     int64_t ow_n = job->a->out.w, wp = job->g.wq, plane = job->a->out.h * ow_n;
     _Pragma("GCC unroll 8")
     for (int r = 0; r < rows; r++) {
         float *dst = out + (oc0 + r) * plane;
-        __m256 b = _mm256_set1_ps(bias ? bias[oc0 + r] : 0.0f);
         _Pragma("GCC unroll 8")
-        for (int v = 0; v < IG_VECS; v++) {
+        for (int v = 0; v < vecs; v++) {
             int64_t j = j0 + v * 8, left = valid - v * 8;
-            if (left <= 0) break;
-            __m256 x = _mm256_add_ps(acc[r][v], b);
-            if (p->activation != CONV_ACT_NONE) {
+            __m256 x = acc[r][v];
+            if (act != CONV_ACT_NONE) {
                 /* max(x, 0) written as and-not of the sign test keeps NaN, as torch does */
                 __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
                 x = _mm256_andnot_ps(neg, x);
-                if (p->activation == CONV_ACT_RELU6)
+                if (act == CONV_ACT_RELU6)
                     x = _mm256_blendv_ps(x, _mm256_set1_ps(6.0f), _mm256_cmp_ps(x, _mm256_set1_ps(6.0f), _CMP_GT_OQ));
             }
             if (wp == ow_n && left >= 8) {
@@ -202,6 +303,8 @@ static inline __attribute__((always_inline)) void ig_store(const ig_job *job, fl
                 _mm256_storeu_ps(dst + j, x);
             } else if (wp != ow_n && !l->scalar && l->n0[v] == 8) {
                 _mm256_storeu_ps(dst + l->dst0[v], x);
+            } else if (wp != ow_n && l->compact[v]) {
+                _mm256_storeu_ps(dst + l->dstc[v], _mm256_permutevar8x32_ps(x, l->perm[v]));
             } else if (wp != ow_n && !l->scalar) {
                 float lane[8];
                 _mm256_storeu_ps(lane, x);
@@ -220,95 +323,120 @@ static inline __attribute__((always_inline)) void ig_store(const ig_job *job, fl
     }
 }
 
-/* One register block: `rows` (1 or IG_ROWS) output channels x IG_BLOCK
- * positions from j0, `valid` of them real (the rest masked). Inlined with
- * constant rows/full so each variant's loops unroll. */
+/* One register block: `rows` (1 or IG_ROWS) output channels x `vecs`
+ * vectors of positions from j0, `valid` of them real (the rest masked when
+ * not `full`). Inlined with constant rows/vecs/full so each variant's loops
+ * unroll; a band's last block runs only the vectors it needs. */
 static inline __attribute__((always_inline)) void ig_block(const ig_job *job, const float *in, const float *w,
-                                                           int rows, bool full, int64_t j0, int64_t valid,
-                                                           float *out, const float *bias, int64_t oc0,
-                                                           const ig_lanes *lanes)
+                                                           int rows, int vecs, bool full, int64_t j0,
+                                                           int64_t valid, float *out, const float *bias,
+                                                           int64_t oc0, const ig_lanes *lanes)
 {
     int64_t k = job->k;
+    const int64_t *offset = job->offset;
     __m256i mask[IG_VECS];
     _Pragma("GCC unroll 8")
-    for (int v = 0; v < IG_VECS; v++) mask[v] = ig_lane_mask(full ? 8 : valid - v * 8);
+    for (int v = 0; v < vecs; v++) mask[v] = ig_lane_mask(full ? 8 : valid - v * 8);
+    /* the sums start from the bias: no add per vector at the store */
     __m256 sum[IG_ROWS][IG_VECS];
     _Pragma("GCC unroll 8")
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < rows; r++) {
+        __m256 b = _mm256_set1_ps(bias ? bias[oc0 + r] : 0.0f);
         _Pragma("GCC unroll 8")
-        for (int v = 0; v < IG_VECS; v++) sum[r][v] = _mm256_setzero_ps();
+        for (int v = 0; v < vecs; v++) sum[r][v] = b;
+    }
     const float *base = in + j0;
     for (int64_t t = 0; t < k; t++) {
-        const float *src = base + job->offset[t];
-#if IG_ROWS * IG_VECS + IG_ROWS + 1 <= 16
-        /* tall blocks: the row weights stay in registers, one input vector at a time */
+        const float *src = base + offset[t];
+        /* the row weights stay in registers, one input vector at a time */
         __m256 wv[IG_ROWS];
         _Pragma("GCC unroll 8")
         for (int r = 0; r < rows; r++) wv[r] = _mm256_broadcast_ss(w + r * k + t);
         _Pragma("GCC unroll 8")
-        for (int v = 0; v < IG_VECS; v++) {
+        for (int v = 0; v < vecs; v++) {
             __m256 x = full ? _mm256_loadu_ps(src + v * 8) : _mm256_maskload_ps(src + v * 8, mask[v]);
             /* one load per vector: otherwise gcc folds it into every FMA */
             __asm__("" : "+x"(x));
             _Pragma("GCC unroll 8")
             for (int r = 0; r < rows; r++) sum[r][v] = _mm256_fmadd_ps(wv[r], x, sum[r][v]);
         }
-#else
-        /* wide blocks: the input vectors stay in registers, one weight at a time */
-        __m256 x[IG_VECS];
-        _Pragma("GCC unroll 8")
-        for (int v = 0; v < IG_VECS; v++) {
-            x[v] = full ? _mm256_loadu_ps(src + v * 8) : _mm256_maskload_ps(src + v * 8, mask[v]);
-            __asm__("" : "+x"(x[v]));
-        }
-        _Pragma("GCC unroll 8")
-        for (int r = 0; r < rows; r++) {
-            __m256 wr = _mm256_broadcast_ss(w + r * k + t);
-            _Pragma("GCC unroll 8")
-            for (int v = 0; v < IG_VECS; v++) sum[r][v] = _mm256_fmadd_ps(wr, x[v], sum[r][v]);
-        }
-#endif
     }
-    ig_store(job, out, bias, oc0, rows, sum, j0, valid, lanes);
+    ig_store(job, out, oc0, rows, vecs, sum, j0, valid, lanes);
 }
 
+/* Every output channel of the group over one run of positions; `vecs` is a
+ * constant after inlining. */
+static inline __attribute__((always_inline)) void ig_channels(const ig_job *job, const float *in, const float *w,
+                                                              int64_t cout_g, int vecs, bool full, int64_t j0,
+                                                              int64_t valid, float *out, const float *bias,
+                                                              const ig_lanes *lanes)
+{
+    int64_t oc = 0, k = job->k;
+    for (; oc + IG_ROWS <= cout_g; oc += IG_ROWS)
+        ig_block(job, in, w + oc * k, IG_ROWS, vecs, full, j0, valid, out, bias, oc, lanes);
+    for (; oc < cout_g; oc++) ig_block(job, in, w + oc * k, 1, vecs, full, j0, valid, out, bias, oc, lanes);
+}
+
+/* One task: output rows [oh0, oh0 + band) of one (image, group). */
 static void ig_task(void *ctx, size_t task, int thread)
 {
-    (void)thread;
     const ig_job *job = ctx;
     const conv_run_args *a = job->a;
     const conv_params *p = a->params;
-    int64_t chunk = (int64_t)task % job->g.chunks;
-    int64_t g = ((int64_t)task / job->g.chunks) % p->groups;
-    int64_t n = (int64_t)task / job->g.chunks / p->groups;
+    const ig_geometry *geo = &job->g;
+    int64_t b = (int64_t)task % geo->bands;
+    int64_t g = ((int64_t)task / geo->bands) % p->groups;
+    int64_t n = (int64_t)task / geo->bands / p->groups;
     int64_t cin_g = p->in_channels / p->groups, cout_g = p->out_channels / p->groups;
-    const float *in = job->padded + (n * p->in_channels + g * cin_g) * job->g.phases * job->g.hq * job->g.wq;
-    float *out = a->output + (n * p->out_channels + g * cout_g) * a->out.h * a->out.w;
+    int64_t oh0 = b * geo->band, nrows = a->out.h - oh0 < geo->band ? a->out.h - oh0 : geo->band;
+    int64_t wq = geo->wq, in_plane = a->in.h * a->in.w;
+    const float *src = a->input + (n * p->in_channels + g * cin_g) * in_plane;
+    const float *in;
+    if (geo->copy) {
+        float *band = job->bands + (size_t)thread * geo->band_floats;
+        int64_t rows = nrows + geo->halo;
+        for (int64_t c = 0; c < cin_g; c++)
+            ig_pad_band(job, src + c * in_plane, band + c * geo->phases * geo->rows * wq, oh0, rows);
+        in = band;
+    } else {
+        in = src + oh0 * wq;
+    }
+    float *out = a->output + (n * p->out_channels + g * cout_g) * a->out.h * a->out.w + oh0 * a->out.w;
     const float *w = a->weight + g * cout_g * job->k;
     const float *bias = a->bias ? a->bias + g * cout_g : NULL;
-    int64_t j_end = (chunk + 1) * job->g.chunk < job->g.span ? (chunk + 1) * job->g.chunk : job->g.span;
-    for (int64_t j0 = chunk * job->g.chunk; j0 < j_end; j0 += IG_BLOCK) {
-        int64_t valid = j_end - j0;
-        /* The first output channels of a block wait on every tap's input
-         * row, one stream per input channel: more streams than the hardware
+    int64_t span = (nrows - 1) * wq + a->out.w;
+    for (int64_t j0 = 0; j0 < span; j0 += IG_BLOCK) {
+        int64_t valid = span - j0;
+        /* The first output channels of a block wait on every input row the
+         * taps read, one stream per row: more streams than the hardware
          * prefetcher follows. Fetch the next block's rows while this one runs. */
         if (valid > IG_BLOCK)
-            for (int64_t t = 0; t < job->k; t++) {
-                const char *next = (const char *)(in + job->offset[t] + j0 + IG_BLOCK);
+            for (int64_t t = 0; t < job->prefetches; t++) {
+                const char *next = (const char *)(in + job->prefetch[t] + j0 + IG_BLOCK);
                 for (int line = 0; line <= IG_BLOCK * (int)sizeof(float) / 64; line++)
                     _mm_prefetch(next + 64 * line, _MM_HINT_T0);
             }
-        bool full = valid >= IG_BLOCK;
         ig_lanes lanes = {.scalar = true};
-        if (job->g.wq != a->out.w) ig_lanes_of(job, j0, full ? IG_BLOCK : valid, &lanes);
-        int64_t oc = 0;
-        for (; oc + IG_ROWS <= cout_g; oc += IG_ROWS) {
-            if (full) ig_block(job, in, w + oc * job->k, IG_ROWS, true, j0, IG_BLOCK, out, bias, oc, &lanes);
-            else ig_block(job, in, w + oc * job->k, IG_ROWS, false, j0, valid, out, bias, oc, &lanes);
+        if (wq != a->out.w) ig_lanes_of(job, j0, valid < IG_BLOCK ? valid : IG_BLOCK, &lanes);
+        if (valid >= IG_BLOCK) {
+            ig_channels(job, in, w, cout_g, IG_VECS, true, j0, IG_BLOCK, out, bias, &lanes);
+            continue;
         }
-        for (; oc < cout_g; oc++) {
-            if (full) ig_block(job, in, w + oc * job->k, 1, true, j0, IG_BLOCK, out, bias, oc, &lanes);
-            else ig_block(job, in, w + oc * job->k, 1, false, j0, valid, out, bias, oc, &lanes);
+        switch ((valid + 7) / 8) {
+        case 1: ig_channels(job, in, w, cout_g, 1, false, j0, valid, out, bias, &lanes); break;
+#if IG_VECS > 2
+        case 2: ig_channels(job, in, w, cout_g, 2, false, j0, valid, out, bias, &lanes); break;
+#endif
+#if IG_VECS > 3
+        case 3: ig_channels(job, in, w, cout_g, 3, false, j0, valid, out, bias, &lanes); break;
+#endif
+#if IG_VECS > 4
+        case 4: ig_channels(job, in, w, cout_g, 4, false, j0, valid, out, bias, &lanes); break;
+#endif
+#if IG_VECS > 5
+        case 5: ig_channels(job, in, w, cout_g, 5, false, j0, valid, out, bias, &lanes); break;
+#endif
+        default: ig_channels(job, in, w, cout_g, IG_VECS, false, j0, valid, out, bias, &lanes); break;
         }
     }
 }
@@ -316,24 +444,37 @@ static void ig_task(void *ctx, size_t task, int thread)
 void conv_implicit_gemm_run(const conv_run_args *a)
 {
     const conv_params *p = a->params;
-    ig_job job = {.a = a};
-    ig_geometry_of(p, &a->in, &a->out, &job.g);
-    job.k = (p->in_channels / p->groups) * p->kernel_h * p->kernel_w;
-    int64_t *offset = a->workspace;
-    int64_t t = 0, phase_plane = job.g.hq * job.g.wq, sh = p->stride_h, sw = p->stride_w;
-    for (int64_t c = 0; c < p->in_channels / p->groups; c++)
+    int threads = conv_threadpool_size(a->pool);
+    ig_job job = {.a = a, .act = p->activation};
+    ig_geometry_of(p, &a->in, &a->out, threads, &job.g);
+    int64_t cin_g = p->in_channels / p->groups;
+    job.k = cin_g * p->kernel_h * p->kernel_w;
+    int64_t *offset = a->workspace, *prefetch = offset + job.k;
+    int64_t t = 0, plane = job.g.rows * job.g.wq, sh = p->stride_h, sw = p->stride_w;
+    for (int64_t c = 0; c < cin_g; c++)
         for (int64_t ky = 0; ky < p->kernel_h; ky++)
             for (int64_t kx = 0; kx < p->kernel_w; kx++) {
                 int64_t y = ky * p->dilation_h, x = kx * p->dilation_w;
                 int64_t phase = (y % sh) * sw + x % sw;
-                offset[t++] = (c * job.g.phases + phase) * phase_plane + (y / sh) * job.g.wq + x / sw;
+                offset[t++] = (c * job.g.phases + phase) * plane + (y / sh) * job.g.wq + x / sw;
             }
+    /* the rows to prefetch: one per (channel, ky, column phase) the taps use,
+     * from its first column (a block's lines reach one line past it) */
+    int64_t np = 0;
+    for (int64_t c = 0; c < cin_g; c++)
+        for (int64_t ky = 0; ky < p->kernel_h; ky++) {
+            int64_t y = ky * p->dilation_h;
+            for (int64_t px = 0; px < sw; px++) {
+                int64_t first = -1;
+                for (int64_t kx = 0; kx < p->kernel_w && first < 0; kx++)
+                    if ((kx * p->dilation_w) % sw == px) first = kx * p->dilation_w / sw;
+                if (first < 0) continue;
+                prefetch[np++] = (c * job.g.phases + (y % sh) * sw + px) * plane + (y / sh) * job.g.wq + first;
+            }
+        }
     job.offset = offset;
-    job.padded = a->input;
-    if (job.g.copy) {
-        size_t taps_bytes = ((size_t)job.k * sizeof(int64_t) + CONV_ALIGNMENT - 1) & ~(size_t)(CONV_ALIGNMENT - 1);
-        job.padded = (const float *)((char *)a->workspace + taps_bytes);
-        conv_parallel_for(a->pool, (size_t)(a->in.n * a->in.c * p->stride_h), ig_pad_task, &job);
-    }
-    conv_parallel_for(a->pool, (size_t)(a->in.n * p->groups * job.g.chunks), ig_task, &job);
+    job.prefetch = prefetch;
+    job.prefetches = np;
+    if (job.g.copy) job.bands = (float *)((char *)a->workspace + ig_tables_bytes((size_t)job.k));
+    conv_parallel_for(a->pool, (size_t)(a->in.n * p->groups * job.g.bands), ig_task, &job);
 }

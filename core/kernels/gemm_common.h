@@ -8,10 +8,12 @@
 /* The AVX2 implicit GEMM (conv_implicit_gemm_avx2.c): convolutions with
  * strides up to 4 computed from the zero-padded input in place, for GEMMs too
  * small or skinny for cblas_sgemm. supports() is false without AVX2/FMA. The
- * workspace holds the tap offset table and the zero-padded input copy, split
- * into its stride phases (no copy for stride 1 without padding). */
+ * workspace holds the tap offset tables and, per thread, one band of the
+ * zero-padded input split into its stride phases (none for stride 1 without
+ * padding); run() must get a pool of at most `threads` threads. */
 bool conv_implicit_gemm_supports(const conv_params *p);
-bool conv_implicit_gemm_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, size_t *bytes);
+bool conv_implicit_gemm_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                                  size_t *bytes);
 void conv_implicit_gemm_run(const conv_run_args *a);
 
 /* rows x cols block of C with leading dimension ldc: add bias[row], activate */

@@ -85,6 +85,19 @@ static const ig_case ig_cases[] = {
     {1, 2, 30, 31, 3, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 4, 3},
     {3, 6, 15, 14, 9, 2, 2, 1, 1, 3, 1, 0, 0, 1, CONV_ACT_NONE, true, false, 2, 2},
     {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true, 2, 2},
+    /* tall maps padded band by band (several bands even on one thread):
+     * halo rows from a dilated and a strided 5-row kernel, a last band
+     * shorter than the others, groups with batch, the suite's grouped layer */
+    {1, 16, 200, 64, 8, 3, 3, 2, 1, 1, 2, 2, 1, 1, CONV_ACT_NONE, true, false, 1, 1},
+    {1, 8, 301, 150, 6, 5, 5, 1, 1, 1, 2, 2, 2, 2, CONV_ACT_RELU6, true, false, 2, 2},
+    {2, 32, 45, 23, 16, 3, 3, 1, 1, 4, 1, 1, 1, 1, CONV_ACT_RELU, true, false, 1, 1},
+    {1, 128, 28, 28, 128, 3, 3, 1, 1, 8, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 1, 1},
+    /* rows sharing their padding (column stride 1): right padding wider
+     * than the left, left wider than the right with a row stride, padding
+     * wider than a 1x1 kernel reaches (rows as wide as the output) */
+    {1, 3, 17, 21, 5, 3, 3, 1, 2, 1, 1, 2, 0, 3, CONV_ACT_RELU6, true, false, 2, 1},
+    {2, 4, 12, 13, 6, 3, 5, 2, 1, 2, 2, 0, 4, 1, CONV_ACT_NONE, true, false, 3, 1},
+    {1, 3, 7, 6, 4, 1, 1, 1, 1, 1, 1, 1, 2, 2, CONV_ACT_NONE, true, false, 1, 1},
 };
 
 static void run_case(const ig_case *k, conv_threadpool *pool, size_t index)
@@ -106,7 +119,7 @@ static void run_case(const ig_case *k, conv_threadpool *pool, size_t index)
     if (k->nan_input) x[in_n / 2] = NAN;
     float *want = random_floats(out_n), *got = random_floats(out_n);
     size_t ws_bytes = 0;
-    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, &ws_bytes));
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, conv_threadpool_size(pool), &ws_bytes));
     void *ws = conv_aligned_alloc(ws_bytes + 64);
     assert_non_null(ws);
     conv_run_args a = {.params = &p, .weight = w, .bias = k->bias ? b : NULL, .input = x, .in = in, .out = out,
@@ -118,7 +131,7 @@ static void run_case(const ig_case *k, conv_threadpool *pool, size_t index)
     a.pool = pool;
     conv_implicit_gemm_run(&a);
     char what[64];
-    snprintf(what, sizeof what, "implicit case %zu (%s)", index, pool ? "threaded" : "1 thread");
+    snprintf(what, sizeof what, "implicit case %zu (%d threads)", index, conv_threadpool_size(pool));
     assert_close(got, want, out_n, 1e-5, what);
     if (k->nan_input) {
         size_t nans = 0;
@@ -135,13 +148,17 @@ static void test_implicit_gemm_matches_direct(void **state)
     (void)state;
     conv_params probe = {.stride_h = 1, .stride_w = 1};
     if (!conv_implicit_gemm_supports(&probe)) skip(); /* no AVX2/FMA on this CPU */
-    conv_threadpool *pool;
+    /* 2 and 3 threads: the band count is rounded to a multiple of either */
+    conv_threadpool *pool, *pool3;
     assert_int_equal(conv_threadpool_create(2, &pool, NULL), CONV_OK);
+    assert_int_equal(conv_threadpool_create(3, &pool3, NULL), CONV_OK);
     for (size_t i = 0; i < sizeof ig_cases / sizeof *ig_cases; i++) {
         run_case(&ig_cases[i], NULL, i);
         run_case(&ig_cases[i], pool, i);
+        run_case(&ig_cases[i], pool3, i);
     }
     conv_threadpool_destroy(pool);
+    conv_threadpool_destroy(pool3);
 }
 
 static void test_implicit_gemm_scope(void **state)
@@ -157,20 +174,30 @@ static void test_implicit_gemm_scope(void **state)
     assert_false(conv_implicit_gemm_supports(&p));
     p.stride_w = 1, p.stride_h = 5;
     assert_false(conv_implicit_gemm_supports(&p));
-    /* without padding the input is read in place: only the table of
-     * 4 x 3 x 3 tap offsets (288 bytes, aligned to 320) */
+    /* without padding the input is read in place: only the tables of
+     * 4 x 3 x 3 tap offsets and of the rows to prefetch (2 x 288 bytes) */
     p.stride_h = 1;
     conv_dims in = {1, 4, 8, 8}, out = {1, 4, 6, 6};
     size_t bytes = 1;
-    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, &bytes));
-    assert_int_equal(bytes, 320);
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
+    assert_int_equal(bytes, 576);
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
+    assert_int_equal(bytes, 576);
+    /* with padding, one padded band per thread: here the whole padded input
+     * fits one band, 4 planes of 10 rows of 9 floats (rows share their
+     * 1-float left and right padding), plus the float the last row's right
+     * padding reads past the end, rounded up to 64 bytes */
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
     out.h = out.w = 8;
-    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, &bytes));
-    assert_int_equal(bytes, 320 + 4 * 10 * 10 * sizeof(float));
-    /* a padded copy too large to address is refused, not wrapped */
-    conv_dims huge = {INT64_C(1) << 40, 4, 1 << 20, 1 << 20};
-    assert_false(conv_implicit_gemm_workspace(&p, &huge, &out, &bytes));
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
+    assert_int_equal(bytes, 576 + 368 * sizeof(float));
+    /* two threads: 8 bands of one output row (+ 2 halo rows), 4 x 3 x 9 + 1
+     * floats rounded up, each */
+    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
+    assert_int_equal(bytes, 576 + 2 * 112 * sizeof(float));
+    /* a band too large to address is refused, not wrapped */
+    conv_dims huge = {1, 4, 1 << 20, INT64_C(1) << 50};
+    assert_false(conv_implicit_gemm_workspace(&p, &huge, &out, 1, &bytes));
 }
 
 /* ----------------------------------------------- through the model API */
