@@ -36,7 +36,8 @@ typedef struct model_op {
     size_t layer;        /* the model layer this op is for */
     size_t last_layer;   /* the last layer it absorbs (folded BN, fused activation) */
     conv_stage stage[2]; /* OP_CONV: [0]; OP_SEPARABLE: depthwise [0], pointwise [1] */
-    bool fused;          /* OP_SEPARABLE: the stages run as one fused_separable pair */
+    bool fused;          /* OP_SEPARABLE: the stages may run as one fused_separable pair (plans choose) */
+    bool fuse_forced;    /* ... and must: "fused_separable" was forced on the pair */
     conv_activation act; /* OP_ACTIVATION */
     float *scale, *shift; /* OP_BATCHNORM */
 } model_op;
@@ -47,6 +48,7 @@ typedef struct model_op {
 typedef struct tuned_choice {
     const conv_stage *stage;
     conv_dims in;
+    bool pair; /* the fused-or-not choice of the pair whose depthwise stage is `stage` */
     conv_algorithm algo;
 } tuned_choice;
 
@@ -69,6 +71,7 @@ struct conv_model {
 typedef struct op_plan {
     conv_dims in, mid, out; /* mid: the depthwise output of a separable op */
     conv_algorithm algo[2];
+    bool fused; /* OP_SEPARABLE: run as one fused_separable pair */
 } op_plan;
 
 struct conv_plan {
@@ -344,6 +347,8 @@ static conv_status compile_pointwise_partner(conv_model *m, const weight_table *
     for (size_t l = op->layer + 1; l <= op->last_layer; l++) m->fused_into[l] = (int)op->layer;
     op->kind = OP_SEPARABLE;
     op->fused = true;
+    op->fuse_forced = m->layers[op->layer].algorithm == CONV_ALGO_FUSED_SEPARABLE ||
+                      pw->algorithm == CONV_ALGO_FUSED_SEPARABLE;
     return CONV_OK;
 }
 
@@ -379,9 +384,10 @@ static conv_status compile_layer(conv_model *m, const weight_table *tables, size
         if ((st = absorb_followers(m, tables, i, &op->stage[1], &op->last_layer, err))) return st;
         if ((st = stage_pack(&op->stage[0], &m->opts, err)) || (st = stage_pack(&op->stage[1], &m->opts, err)))
             return st;
-        /* fused by default (measured faster on every benchmark shape); any
-         * other forced algorithm names the unfused depthwise stage */
-        op->fused = s->algorithm == CONV_ALGO_FUSED_SEPARABLE || (s->algorithm == CONV_ALGO_AUTO && m->opts.fuse);
+        /* fusable by default (the plan chooses per shape); any other forced
+         * algorithm names the unfused depthwise stage */
+        op->fuse_forced = s->algorithm == CONV_ALGO_FUSED_SEPARABLE;
+        op->fused = op->fuse_forced || (s->algorithm == CONV_ALGO_AUTO && m->opts.fuse);
         break;
     }
     case CONV_LAYER_BATCHNORM2D: {
@@ -539,17 +545,93 @@ static void time_candidates(const conv_model *m, const conv_stage *st, const con
     conv_aligned_free(ws);
 }
 
+static void time_pair(const model_op *op, const op_plan *pl, conv_algorithm *algo);
+
+/* Best of one warm-up and up to three timed calls of run(ctx), in ms. */
+static double time_runs(void (*run)(const void *ctx), const void *ctx)
+{
+    double t0 = now_ms();
+    run(ctx);
+    double t = now_ms() - t0;
+    for (int r = 0; r < 3 && t < 50.0; r++) {
+        t0 = now_ms();
+        run(ctx);
+        double dt = now_ms() - t0;
+        if (dt < t) t = dt;
+    }
+    return t;
+}
+
+typedef struct pair_runs {
+    fused_sep_args fused;
+    const conv_kernel *kernel[2];
+    conv_run_args stage[2];
+} pair_runs;
+
+static void run_pair_fused(const void *ctx) { conv_fused_separable_run(&((const pair_runs *)ctx)->fused); }
+
+static void run_pair_stages(const void *ctx)
+{
+    const pair_runs *r = ctx;
+    r->kernel[0]->run(&r->stage[0]);
+    r->kernel[1]->run(&r->stage[1]);
+}
+
+/* The fused pair against its two planned stages (pl->algo) on scratch
+ * buffers, single-threaded like time_candidates: `*algo` becomes
+ * CONV_ALGO_FUSED_SEPARABLE when the fused run was the faster, else
+ * CONV_ALGO_AUTO; it keeps its value when scratch cannot be allocated. */
+static void time_pair(const model_op *op, const op_plan *pl, conv_algorithm *algo)
+{
+    const conv_stage *dw = &op->stage[0], *pw = &op->stage[1];
+    conv_dims in;
+    padded_dims(dw, &pl->in, &in);
+    size_t in_bytes, mid_bytes, out_bytes, ws_bytes, b;
+    if (!activation_bytes(&in, &in_bytes) || !activation_bytes(&pl->mid, &mid_bytes) ||
+        !activation_bytes(&pl->out, &out_bytes) || !conv_fused_separable_workspace(&dw->params, &pl->mid, 1, &ws_bytes))
+        return;
+    const conv_kernel *k0 = conv_kernel_for(pl->algo[0]), *k1 = conv_kernel_for(pl->algo[1]);
+    if (!k0->workspace_size(&dw->params, &in, &pl->mid, 1, &b)) return;
+    if (b > ws_bytes) ws_bytes = b;
+    if (!k1->workspace_size(&pw->params, &pl->mid, &pl->out, 1, &b)) return;
+    if (b > ws_bytes) ws_bytes = b;
+    float *x = conv_aligned_alloc(in_bytes), *mid = conv_aligned_alloc(mid_bytes), *y = conv_aligned_alloc(out_bytes);
+    void *ws = conv_aligned_alloc(ws_bytes);
+    if (x && mid && y && ws) {
+        for (size_t i = 0; i < in_bytes / sizeof(float); i++) x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+        pair_runs r = {
+            .fused = {.dw = &dw->params, .pw = &pw->params, .dw_weight = dw->weight, .dw_bias = dw->bias,
+                      .dw_packed = dw->packed[CONV_ALGO_DEPTHWISE], .pw_weight = pw->weight, .pw_bias = pw->bias,
+                      .pw_packed = pw->packed[CONV_ALGO_GEMM_1X1], .input = x, .output = y, .in = in,
+                      .mid = pl->mid, .out = pl->out, .workspace = ws},
+            .kernel = {k0, k1},
+            .stage = {{.params = &dw->params, .packed = dw->packed[pl->algo[0]], .weight = dw->weight,
+                       .bias = dw->bias, .input = x, .output = mid, .in = in, .out = pl->mid, .workspace = ws},
+                      {.params = &pw->params, .packed = pw->packed[pl->algo[1]], .weight = pw->weight,
+                       .bias = pw->bias, .input = mid, .output = y, .in = pl->mid, .out = pl->out, .workspace = ws}},
+        };
+        double fused = time_runs(run_pair_fused, &r), stages = time_runs(run_pair_stages, &r);
+        *algo = fused <= stages ? CONV_ALGO_FUSED_SEPARABLE : CONV_ALGO_AUTO;
+    }
+    conv_aligned_free(x);
+    conv_aligned_free(mid);
+    conv_aligned_free(y);
+    conv_aligned_free(ws);
+}
+
 /* The cached choice for (stage, input shape), timing the candidates the
- * first time under the cache lock. */
+ * first time under the cache lock; with `pair` (op and pl given), the
+ * choice between the fused pair and its two stages (pl->algo). */
 static conv_status autotune_stage(const conv_model *m, const conv_stage *st, const conv_dims *in, conv_algorithm *algo,
-                                  conv_error *err)
+                                  bool pair, const model_op *op, const op_plan *pl, conv_error *err)
 {
     tune_cache *c = m->tune;
     conv_status s = CONV_OK;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->n; i++) {
         const tuned_choice *t = &c->choices[i];
-        if (t->stage == st && t->in.n == in->n && t->in.c == in->c && t->in.h == in->h && t->in.w == in->w) {
+        if (t->stage == st && t->pair == pair && t->in.n == in->n && t->in.c == in->c && t->in.h == in->h &&
+            t->in.w == in->w) {
             *algo = t->algo;
             goto done;
         }
@@ -564,8 +646,11 @@ static conv_status autotune_stage(const conv_model *m, const conv_stage *st, con
         c->choices = grown;
         c->cap = cap;
     }
-    time_candidates(m, st, in, algo);
-    c->choices[c->n++] = (tuned_choice){.stage = st, .in = *in, .algo = *algo};
+    if (pair)
+        time_pair(op, pl, algo);
+    else
+        time_candidates(m, st, in, algo);
+    c->choices[c->n++] = (tuned_choice){.stage = st, .in = *in, .pair = pair, .algo = *algo};
 done:
     pthread_mutex_unlock(&c->lock);
     return s;
@@ -582,19 +667,38 @@ static conv_status plan_stage(const conv_model *m, const conv_stage *st, const c
     }
     conv_status s = conv_select_algorithm(&st->params, &padded, st->forced, m->opts.allow_winograd, algo, err);
     if (s || !m->tune || st->forced != CONV_ALGO_AUTO || !st->weight) return s;
-    return autotune_stage(m, st, &padded, algo, err);
+    return autotune_stage(m, st, &padded, algo, false, NULL, NULL, err);
 }
 
-/* A fused pair: the padded copy its depthwise stage may need; no mid tensor. */
-static conv_status plan_fused(const model_op *op, op_plan *pl, size_t *pad_bytes, conv_error *err)
+/* A fusable pair: fused when forced, else its two stages planned as usual
+ * and then fused when conv_fused_separable_pays (or, autotuning, when the
+ * fused run was the faster). Fused needs the padded copy its depthwise stage
+ * may need and no mid tensor. */
+static conv_status plan_separable(const conv_model *m, const model_op *op, op_plan *pl, size_t *pad_bytes,
+                                  conv_error *err)
 {
+    const conv_params *dw = &op->stage[0].params, *pw = &op->stage[1].params;
+    conv_status s;
+    pl->fused = op->fuse_forced;
+    if (!op->fuse_forced) {
+        if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], pad_bytes, err)) ||
+            (s = plan_stage(m, &op->stage[1], &pl->mid, &pl->algo[1], pad_bytes, err)))
+            return s;
+        if (!conv_fused_separable_supports(dw, pw)) return CONV_OK;
+        conv_algorithm choice = conv_fused_separable_pays(dw, pw, &pl->mid) ? CONV_ALGO_FUSED_SEPARABLE : CONV_ALGO_AUTO;
+        if (m->tune && op->stage[0].weight && op->stage[1].weight &&
+            (s = autotune_stage(m, &op->stage[0], &pl->in, &choice, true, op, pl, err)))
+            return s;
+        pl->fused = choice == CONV_ALGO_FUSED_SEPARABLE;
+        if (!pl->fused) return CONV_OK;
+    }
     conv_dims padded;
     if (padded_dims(&op->stage[0], &pl->in, &padded)) {
         size_t bytes;
         if (!activation_bytes(&padded, &bytes)) return conv_fail(err, CONV_LIMIT_EXCEEDED, "padded input size overflows");
         if (bytes > *pad_bytes) *pad_bytes = bytes;
     }
-    if (!conv_fused_separable_supports(&op->stage[0].params, &op->stage[1].params))
+    if (!conv_fused_separable_supports(dw, pw))
         return conv_fail(err, CONV_UNSUPPORTED_ALGORITHM, "algorithm \"fused_separable\" cannot run this pair");
     pl->algo[0] = pl->algo[1] = CONV_ALGO_FUSED_SEPARABLE;
     return CONV_OK;
@@ -748,36 +852,41 @@ conv_status conv_plan_create(const conv_model *m, const int64_t input_shape[4], 
             if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], &plan->pad_bytes, err))) goto fail;
             ls->algorithm = pl->algo[0];
             snprintf(ls->execution, sizeof ls->execution, "%s", conv_algorithm_name(pl->algo[0]));
-        } else if (op->kind == OP_SEPARABLE && op->fused) {
-            pl->mid = pl->out;
-            pl->mid.c = op->stage[0].params.out_channels;
-            if ((s = plan_fused(op, pl, &plan->pad_bytes, err))) goto fail;
-            ls->algorithm = CONV_ALGO_FUSED_SEPARABLE;
-            snprintf(ls->execution, sizeof ls->execution, "%s", conv_algorithm_name(CONV_ALGO_FUSED_SEPARABLE));
-            for (size_t l = op->layer + 1; l <= op->last_layer; l++)
-                if (m->layers[l].type == CONV_LAYER_CONV2D) ms->layers[l].algorithm = CONV_ALGO_FUSED_SEPARABLE;
         } else if (op->kind == OP_SEPARABLE) {
             pl->mid = pl->out;
             pl->mid.c = op->stage[0].params.out_channels;
-            size_t bytes;
-            if (!activation_bytes(&pl->mid, &bytes)) {
-                s = conv_fail(err, CONV_LIMIT_EXCEEDED, "layers[%zu]: depthwise output size overflows", op->layer);
+            if (op->fused) {
+                if ((s = plan_separable(m, op, pl, &plan->pad_bytes, err))) goto fail;
+            } else if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], &plan->pad_bytes, err)) ||
+                       (s = plan_stage(m, &op->stage[1], &pl->mid, &pl->algo[1], &plan->pad_bytes, err))) {
                 goto fail;
             }
-            if (bytes > plan->mid_bytes) plan->mid_bytes = bytes;
-            if ((s = plan_stage(m, &op->stage[0], &pl->in, &pl->algo[0], &plan->pad_bytes, err)) ||
-                (s = plan_stage(m, &op->stage[1], &pl->mid, &pl->algo[1], &plan->pad_bytes, err)))
-                goto fail;
             ls->algorithm = pl->algo[0];
-            snprintf(ls->execution, sizeof ls->execution, "depthwise:%s+pointwise:%s", conv_algorithm_name(pl->algo[0]),
-                     conv_algorithm_name(pl->algo[1]));
+            if (pl->fused) {
+                snprintf(ls->execution, sizeof ls->execution, "%s", conv_algorithm_name(CONV_ALGO_FUSED_SEPARABLE));
+            } else {
+                size_t bytes;
+                if (!activation_bytes(&pl->mid, &bytes)) {
+                    s = conv_fail(err, CONV_LIMIT_EXCEEDED, "layers[%zu]: depthwise output size overflows", op->layer);
+                    goto fail;
+                }
+                if (bytes > plan->mid_bytes) plan->mid_bytes = bytes;
+                snprintf(ls->execution, sizeof ls->execution, "depthwise:%s+pointwise:%s",
+                         conv_algorithm_name(pl->algo[0]), conv_algorithm_name(pl->algo[1]));
+            }
+            /* a depthwise Conv2d's 1x1 partner: the pair's algorithm (its
+             * time stays on the depthwise layer, which ran both) */
+            for (size_t l = op->layer + 1; l <= op->last_layer; l++)
+                if (m->layers[l].type == CONV_LAYER_CONV2D) ms->layers[l].algorithm = pl->algo[1];
         } else {
             snprintf(ls->execution, sizeof ls->execution, "%s",
                      op->kind == OP_MAXPOOL || op->kind == OP_AVGPOOL ? "pool" : "elementwise");
         }
         for (size_t l = op->layer + 1; l <= op->last_layer; l++)
             snprintf(ms->layers[l].execution, sizeof ms->layers[l].execution, "%s",
-                     m->layers[l].type == CONV_LAYER_BATCHNORM2D ? "folded" : "fused");
+                     m->layers[l].type == CONV_LAYER_BATCHNORM2D ? "folded"
+                     : m->layers[l].type == CONV_LAYER_CONV2D && !pl->fused ? conv_algorithm_name(pl->algo[1])
+                                                                             : "fused");
     }
     *out = plan;
     return CONV_OK;
@@ -819,7 +928,7 @@ static bool layout_workspace(const conv_plan *plan, int threads, workspace_layou
         if (m->ops[i].kind == OP_CONV) {
             if (!stage_scratch(&m->ops[i].stage[0], pl->algo[0], &pl->in, &pl->out, threads, &b)) return false;
             if (b > kernel) kernel = b;
-        } else if (m->ops[i].kind == OP_SEPARABLE && m->ops[i].fused) {
+        } else if (m->ops[i].kind == OP_SEPARABLE && pl->fused) {
             if (!conv_fused_separable_workspace(&m->ops[i].stage[0].params, &pl->mid, threads, &b)) return false;
             if (b > kernel) kernel = b;
         } else if (m->ops[i].kind == OP_SEPARABLE) {
@@ -941,7 +1050,7 @@ conv_status conv_model_run(const conv_model *m, const conv_plan *plan, const flo
         switch (op->kind) {
         case OP_CONV: run_stage(&op->stage[0], pl->algo[0], src, dst, &pl->in, &pl->out, ws, &w, pool); break;
         case OP_SEPARABLE:
-            if (op->fused) {
+            if (pl->fused) {
                 run_fused(op, pl, src, dst, ws, &w, pool);
                 break;
             }

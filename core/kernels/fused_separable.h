@@ -19,6 +19,9 @@ typedef struct fused_sep_args {
 } fused_sep_args;
 
 bool conv_fused_separable_supports(const conv_params *dw, const conv_params *pw);
+/* The plan's rule for a supported pair whose algorithm is not forced: fused
+ * (true) or its two stages, from the shape of the depthwise output `mid`. */
+bool conv_fused_separable_pays(const conv_params *dw, const conv_params *pw, const conv_dims *mid);
 /* one tile buffer per thread (false on overflow) */
 bool conv_fused_separable_workspace(const conv_params *dw, const conv_dims *mid, int threads, size_t *bytes);
 void conv_fused_separable_run(const fused_sep_args *a);

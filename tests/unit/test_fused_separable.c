@@ -1,0 +1,373 @@
+/* test_fused_separable.c — the separable pair's plan-time choice (fused or
+ * its two stages, by conv_fused_separable_pays or autotune), the fused
+ * kernel's tiles at several thread counts and the packed 1x1 GEMM's edges
+ * (panel tails, B blocks, depth chunks, task runs across images), each
+ * against the unfused or direct computation. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/conv.h"
+
+static uint32_t rng_state = 777;
+static float rnd(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+typedef struct owned_weights {
+    conv_named_tensor t[16];
+    char names[16][48];
+    size_t n;
+} owned_weights;
+
+/* random weights for every layer, named "<layer>.<suffix>"; positive BN variances */
+static void model_weights(const conv_layer_spec *l, size_t n, owned_weights *w)
+{
+    memset(w, 0, sizeof *w);
+    for (size_t i = 0; i < n; i++) {
+        conv_param_desc d[CONV_MAX_LAYER_PARAMS];
+        size_t nd = conv_layer_param_descs(&l[i], d);
+        for (size_t k = 0; k < nd; k++) {
+            conv_named_tensor *nt = &w->t[w->n];
+            snprintf(w->names[w->n], sizeof w->names[0], "%zu.%s", i, d[k].suffix);
+            nt->name = w->names[w->n];
+            nt->is_float = true;
+            assert_int_equal(conv_tensor_alloc(&nt->tensor, d[k].rank, d[k].dims, NULL), CONV_OK);
+            bool var = strcmp(d[k].suffix, "running_var") == 0;
+            for (size_t e = 0; e < conv_tensor_numel(&nt->tensor); e++)
+                nt->tensor.data[e] = var ? 0.5f + fabsf(rnd()) : rnd();
+            w->n++;
+        }
+    }
+}
+
+static void free_weights(owned_weights *w)
+{
+    for (size_t i = 0; i < w->n; i++) conv_tensor_free(&w->t[i].tensor);
+}
+
+static void random_input(conv_tensor *t, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    int64_t dims[4] = {n, c, h, w};
+    assert_int_equal(conv_tensor_alloc(t, 4, dims, NULL), CONV_OK);
+    for (size_t i = 0; i < conv_tensor_numel(t); i++) t->data[i] = rnd();
+}
+
+static void assert_close(const conv_tensor *got, const conv_tensor *want, double rel, const char *what)
+{
+    assert_int_equal(got->rank, want->rank);
+    for (int i = 0; i < got->rank; i++) assert_int_equal(got->dims[i], want->dims[i]);
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < conv_tensor_numel(want); i++) scale = fmax(scale, fabs(want->data[i]));
+    for (size_t i = 0; i < conv_tensor_numel(got); i++) worst = fmax(worst, fabs(got->data[i] - want->data[i]));
+    if (!(worst <= rel * (scale > 0 ? scale : 1))) fail_msg("%s: max error %g over scale %g", what, worst, scale);
+}
+
+/* dw Conv2d(c, c*mult, k, groups c) + BN + ReLU6 + Conv2d(c*mult, out, 1) + ReLU as layers 0..4 */
+static size_t dw_pw_layers(conv_layer_spec *l, int64_t c, int64_t mult, int64_t out, int64_t k, int64_t stride,
+                           conv_padding_mode mode)
+{
+    conv_layer_spec_init(&l[0], CONV_LAYER_CONV2D);
+    l[0].in_channels = c, l[0].out_channels = c * mult, l[0].groups = c;
+    l[0].kernel_size[0] = l[0].kernel_size[1] = k;
+    l[0].stride[0] = l[0].stride[1] = stride;
+    l[0].padding[0] = l[0].padding[1] = k / 2;
+    l[0].padding_mode = mode;
+    conv_layer_spec_init(&l[1], CONV_LAYER_BATCHNORM2D);
+    l[1].num_features = c * mult;
+    conv_layer_spec_init(&l[2], CONV_LAYER_RELU6);
+    conv_layer_spec_init(&l[3], CONV_LAYER_CONV2D);
+    l[3].in_channels = c * mult, l[3].out_channels = out, l[3].kernel_size[0] = l[3].kernel_size[1] = 1;
+    conv_layer_spec_init(&l[4], CONV_LAYER_RELU);
+    return 5;
+}
+
+static conv_layer_spec separable(int64_t c, int64_t out, int64_t k)
+{
+    conv_layer_spec s;
+    conv_layer_spec_init(&s, CONV_LAYER_SEPARABLE_CONV2D);
+    s.in_channels = c, s.out_channels = out, s.kernel_size[0] = s.kernel_size[1] = k;
+    s.padding[0] = s.padding[1] = k / 2;
+    return s;
+}
+
+static conv_model *create(const conv_layer_spec *l, size_t n, const owned_weights *w, bool fuse, bool autotune)
+{
+    conv_model_options opts;
+    conv_model_options_init(&opts);
+    opts.fuse = fuse;
+    opts.autotune = autotune;
+    opts.structure_only = w == NULL;
+    conv_model *m;
+    conv_error err;
+    if (conv_model_create(l, n, w ? w->t : NULL, w ? w->n : 0, &opts, &m, &err)) fail_msg("%s", err.message);
+    return m;
+}
+
+static void run(const conv_model *m, const conv_tensor *in, conv_tensor *out, conv_threadpool *pool,
+                conv_layer_stats *rows)
+{
+    conv_model_stats stats;
+    conv_layer_stats keep[8];
+    stats.layers = rows ? rows : keep;
+    conv_error err;
+    if (conv_model_run_alloc(m, in, out, pool, &stats, &err)) fail_msg("%s", err.message);
+}
+
+static const conv_layer_stats *plan_rows(const conv_model *m, const int64_t shape[4], conv_plan **plan)
+{
+    conv_error err;
+    if (conv_plan_create(m, shape, plan, &err)) fail_msg("%s", err.message);
+    return conv_plan_stats(*plan)->layers;
+}
+
+/* ------------------------------------------------------ the plan's rule */
+
+static void test_rule_by_shape(void **state)
+{
+    (void)state;
+    /* 256 mid channels on 28x28: a 128 KiB tile is 4 rows, 112 columns: unfused */
+    conv_layer_spec s = separable(256, 256, 3);
+    conv_model *m = create(&s, 1, NULL, true, false);
+    conv_plan *plan;
+    int64_t small_map[4] = {1, 256, 28, 28};
+    const conv_layer_stats *st = plan_rows(m, small_map, &plan);
+    assert_string_equal(st[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
+    assert_int_equal(st[0].algorithm, CONV_ALGO_DEPTHWISE);
+    conv_plan_destroy(plan);
+    /* fused on 7x7, where one 49 KiB tile holds the whole map */
+    int64_t whole_map[4] = {2, 256, 7, 7};
+    st = plan_rows(m, whole_map, &plan);
+    assert_string_equal(st[0].execution, "fused_separable");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+    /* MobileNet's 1024 channels on 7x7: 4 rows of 7 per tile, unfused */
+    s = separable(1024, 1024, 3);
+    m = create(&s, 1, NULL, true, false);
+    int64_t deep[4] = {1, 1024, 7, 7};
+    st = plan_rows(m, deep, &plan);
+    assert_string_equal(st[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+    s = separable(256, 256, 3);
+
+    /* forced, it is fused on any shape */
+    s.algorithm = CONV_ALGO_FUSED_SEPARABLE;
+    m = create(&s, 1, NULL, true, false);
+    st = plan_rows(m, small_map, &plan);
+    assert_string_equal(st[0].execution, "fused_separable");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+
+    /* 32 mid channels on 112x112: 9 rows of 112 per tile: fused */
+    s = separable(32, 64, 3);
+    m = create(&s, 1, NULL, true, false);
+    int64_t mobilenet[4] = {1, 32, 112, 112};
+    st = plan_rows(m, mobilenet, &plan);
+    assert_string_equal(st[0].execution, "fused_separable");
+    assert_int_equal(st[0].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+}
+
+static void test_rule_on_conv2d_pair(void **state)
+{
+    (void)state;
+    conv_layer_spec l[5];
+    size_t n = dw_pw_layers(l, 200, 1, 24, 3, 1, CONV_PAD_ZEROS);
+    conv_model *m = create(l, n, NULL, true, false);
+    conv_plan *plan;
+    /* 200 channels x 20 columns: 8 rows, 160 columns per tile: unfused, one op */
+    int64_t shape[4] = {1, 200, 20, 20};
+    const conv_layer_stats *st = plan_rows(m, shape, &plan);
+    assert_string_equal(st[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
+    assert_int_equal(st[0].algorithm, CONV_ALGO_DEPTHWISE);
+    assert_string_equal(st[1].execution, "folded");
+    assert_string_equal(st[2].execution, "fused");
+    assert_string_equal(st[3].execution, "gemm_1x1");
+    assert_int_equal(st[3].algorithm, CONV_ALGO_GEMM_1X1);
+    for (size_t i = 1; i < n; i++) assert_int_equal(st[i].fused_into, 0); /* one op's time, on layer 0 */
+    conv_plan_destroy(plan);
+    /* 10x10: the map fits one tile: fused */
+    int64_t fits[4] = {1, 200, 10, 10};
+    st = plan_rows(m, fits, &plan);
+    assert_string_equal(st[0].execution, "fused_separable");
+    assert_int_equal(st[3].algorithm, CONV_ALGO_FUSED_SEPARABLE);
+    assert_string_equal(st[3].execution, "fused");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+}
+
+/* ----------------------------------------- results, fused and unfused */
+
+static void test_pairs_match_unfused(void **state)
+{
+    (void)state;
+    /* the rule's unfused side (200 channels), the fused side, reflect
+     * padding, stride 2, multiplier 2, batch 3 */
+    static const struct {
+        int64_t n, c, mult, out, h, w, k, stride;
+        conv_padding_mode mode;
+    } cases[] = {
+        {1, 200, 1, 24, 20, 20, 3, 1, CONV_PAD_ZEROS},  {2, 150, 1, 33, 13, 22, 3, 1, CONV_PAD_REFLECT},
+        {3, 16, 2, 40, 19, 17, 3, 2, CONV_PAD_ZEROS},   {1, 136, 1, 17, 28, 28, 5, 1, CONV_PAD_REPLICATE},
+        {1, 3, 1, 10, 67, 45, 3, 1, CONV_PAD_CIRCULAR},
+    };
+    conv_threadpool *pools[3] = {NULL};
+    assert_int_equal(conv_threadpool_create(2, &pools[1], NULL), CONV_OK);
+    assert_int_equal(conv_threadpool_create(3, &pools[2], NULL), CONV_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        conv_layer_spec l[5];
+        size_t n = dw_pw_layers(l, cases[i].c, cases[i].mult, cases[i].out, cases[i].k, cases[i].stride,
+                                cases[i].mode);
+        owned_weights w;
+        model_weights(l, n, &w);
+        conv_tensor in, want, got;
+        random_input(&in, cases[i].n, cases[i].c, cases[i].h, cases[i].w);
+        conv_model *ref = create(l, n, &w, false, false); /* fusion off: five ops */
+        run(ref, &in, &want, NULL, NULL);
+        conv_model *by_rule = create(l, n, &w, true, false);
+        l[3].algorithm = CONV_ALGO_FUSED_SEPARABLE;
+        conv_model *fused = create(l, n, &w, true, false);
+        for (int t = 0; t < 3; t++) {
+            char what[96];
+            conv_layer_stats rows[5];
+            run(by_rule, &in, &got, pools[t], rows);
+            snprintf(what, sizeof what, "case %zu by rule (%s), %d thread(s)", i, rows[0].execution, t + 1);
+            assert_close(&got, &want, 1e-5, what);
+            conv_tensor_free(&got);
+            run(fused, &in, &got, pools[t], rows);
+            assert_string_equal(rows[0].execution, "fused_separable");
+            snprintf(what, sizeof what, "case %zu fused, %d thread(s)", i, t + 1);
+            assert_close(&got, &want, 1e-5, what);
+            conv_tensor_free(&got);
+        }
+        conv_model_destroy(ref), conv_model_destroy(by_rule), conv_model_destroy(fused);
+        conv_tensor_free(&in), conv_tensor_free(&want);
+        free_weights(&w);
+    }
+    conv_threadpool_destroy(pools[1]);
+    conv_threadpool_destroy(pools[2]);
+}
+
+static void test_autotune_times_both(void **state)
+{
+    (void)state;
+    /* a SeparableConv2d either side of the rule and a Conv2d pair: the
+     * tuned plan is fused or the two stages, computes the same result, and
+     * keeps its choice for the shape */
+    static const int64_t cases[][4] = {{160, 48, 20, 20}, {8, 16, 30, 30}};
+    for (size_t i = 0; i < 3; i++) {
+        conv_layer_spec l[5];
+        size_t n;
+        int64_t c = cases[i % 2][0], h = cases[i % 2][2], wd = cases[i % 2][3];
+        if (i < 2) {
+            l[0] = separable(c, cases[i][1], 3);
+            n = 1;
+        } else {
+            n = dw_pw_layers(l, 40, 1, 24, 3, 1, CONV_PAD_ZEROS);
+            c = 40;
+        }
+        owned_weights w;
+        model_weights(l, n, &w);
+        conv_tensor in, want, got;
+        random_input(&in, 2, c, h, wd);
+        conv_model *ref = create(l, n, &w, false, false);
+        run(ref, &in, &want, NULL, NULL);
+        conv_model *tuned = create(l, n, &w, true, true);
+        conv_layer_stats rows[5];
+        run(tuned, &in, &got, NULL, rows);
+        bool fused = strcmp(rows[0].execution, "fused_separable") == 0;
+        if (!fused) assert_int_equal(strncmp(rows[0].execution, "depthwise:", 10), 0);
+        char what[96];
+        snprintf(what, sizeof what, "autotuned case %zu (%s)", i, rows[0].execution);
+        assert_close(&got, &want, 1e-5, what);
+        conv_tensor_free(&got);
+        conv_plan *plan;
+        int64_t shape[4] = {2, c, h, wd};
+        assert_string_equal(plan_rows(tuned, shape, &plan)[0].execution, rows[0].execution);
+        conv_plan_destroy(plan);
+        conv_model_destroy(ref), conv_model_destroy(tuned);
+        conv_tensor_free(&in), conv_tensor_free(&want);
+        free_weights(&w);
+    }
+    /* a forced fused pair is not tuned away */
+    conv_layer_spec s = separable(160, 48, 3);
+    s.algorithm = CONV_ALGO_FUSED_SEPARABLE;
+    owned_weights w;
+    model_weights(&s, 1, &w);
+    conv_model *m = create(&s, 1, &w, true, true);
+    conv_plan *plan;
+    int64_t shape[4] = {1, 160, 20, 20};
+    assert_string_equal(plan_rows(m, shape, &plan)[0].execution, "fused_separable");
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+    free_weights(&w);
+}
+
+/* ------------------------------------------------- the packed 1x1 GEMM */
+
+static void test_gemm_1x1_edges(void **state)
+{
+    (void)state;
+    /* n, c, h, w, out: column tails, B blocks of many panels (3 channels:
+     * 1024 columns a block) with a tail, depth past one 256 chunk, row
+     * panels of 1..5, runs of panels spanning images, 256+ pixels so the
+     * packed GEMM runs */
+    static const int64_t cases[][5] = {
+        {1, 3, 40, 41, 10}, {3, 300, 17, 17, 13}, {2, 33, 16, 17, 7}, {5, 8, 16, 16, 1}, {1, 256, 28, 28, 256},
+    };
+    conv_threadpool *pools[3] = {NULL};
+    assert_int_equal(conv_threadpool_create(2, &pools[1], NULL), CONV_OK);
+    assert_int_equal(conv_threadpool_create(3, &pools[2], NULL), CONV_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        conv_layer_spec s;
+        conv_layer_spec_init(&s, CONV_LAYER_CONV2D);
+        s.in_channels = cases[i][1], s.out_channels = cases[i][4];
+        s.kernel_size[0] = s.kernel_size[1] = 1;
+        conv_layer_spec l[2] = {s};
+        conv_layer_spec_init(&l[1], CONV_LAYER_RELU6);
+        owned_weights w;
+        model_weights(l, 1, &w);
+        conv_tensor in, want, got;
+        random_input(&in, cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
+        l[0].algorithm = CONV_ALGO_DIRECT;
+        conv_model *ref = create(l, 2, &w, true, false);
+        run(ref, &in, &want, NULL, NULL);
+        l[0].algorithm = CONV_ALGO_GEMM_1X1;
+        conv_model *gemm = create(l, 2, &w, true, false);
+        for (int t = 0; t < 3; t++) {
+            run(gemm, &in, &got, pools[t], NULL);
+            char what[64];
+            snprintf(what, sizeof what, "1x1 case %zu, %d thread(s)", i, t + 1);
+            assert_close(&got, &want, 1e-5, what);
+            conv_tensor_free(&got);
+        }
+        conv_model_destroy(ref), conv_model_destroy(gemm);
+        conv_tensor_free(&in), conv_tensor_free(&want);
+        free_weights(&w);
+    }
+    conv_threadpool_destroy(pools[1]);
+    conv_threadpool_destroy(pools[2]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_by_shape),
+        cmocka_unit_test(test_rule_on_conv2d_pair),
+        cmocka_unit_test(test_pairs_match_unfused),
+        cmocka_unit_test(test_autotune_times_both),
+        cmocka_unit_test(test_gemm_1x1_edges),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
