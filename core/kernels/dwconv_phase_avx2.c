@@ -10,7 +10,10 @@
  * inputs) instead of once per tap and output row. The zero padding is
  * written with the copy, only where the taps read it.
  *
- * Outputs are computed in tiles of R rows x V vectors of 8 columns; a row's
+ * 3x3 stride-1 planes at least 32 wide skip the copy but for 16 columns at
+ * each end: column strips (strip3) read the input rows in place.
+ *
+ * Other outputs are computed in tiles of R rows x V vectors of 8 columns; a row's
  * last vector overlaps the one before it (ow >= 8) so every store is a full
  * vector; rows narrower than 8 store 8 lanes running into the next rows
  * (rewritten later) where the block has them, else lane by lane.
@@ -33,6 +36,11 @@
 #define PH_MAX_R 4
 #define PH_MAX_V 2
 
+/* Where a stride-1 buffer row starts within its rs floats: the input's
+ * first column then lands on a 32-byte boundary, so the copy's stores never
+ * split a cache line (with pl = 1 every other one did). */
+static int64_t row_shift(const dw_plane *p) { return p->sw == 1 ? (8 - p->pl % 8) % 8 : 0; }
+
 bool dwconv_phase_geometry(const dw_plane *p, dw_phase_geom *g)
 {
     memset(g, 0, sizeof *g);
@@ -45,7 +53,7 @@ bool dwconv_phase_geometry(const dw_plane *p, dw_phase_geom *g)
     int64_t lr = need + 8;          /* room for the last zero store */
     int64_t data_end = (p->pl + p->iw + s - 1) / s + 9; /* the copy's last (masked) store */
     if (lr < data_end) lr = data_end;
-    lr = (lr + 7) & ~(int64_t)7;
+    lr = (lr + row_shift(p) + 7) & ~(int64_t)7;
     int64_t row_span = (p->kh - 1) * p->dh + 1; /* buffer rows one output row needs */
     int64_t rs = s * lr;
     if (rs > DW_PHASE_FLOATS || row_span > (DW_PHASE_FLOATS - 16) / rs) return false;
@@ -99,11 +107,11 @@ static inline __m256 short_vector(const float *src, int64_t n)
  * zeros are where they belong and only the data is copied (the per-row
  * zeroing branches cost as much as the copy on 14x14 planes). */
 static void fill_rows(const dw_plane *p, const dw_phase_geom *g, const float *in, float *buf, int64_t iy0,
-                      int64_t rows, bool pads_ready)
+                      int64_t rows, bool pads_ready, bool edges_only)
 {
     const int64_t iw = p->iw, pl = p->pl, lr = g->lr, need = g->need;
     for (int64_t r = 0; r < rows; r++) {
-        float *dst = buf + r * g->rs;
+        float *dst = buf + r * g->rs + row_shift(p);
         int64_t iy = iy0 + r;
         if (iy < 0 || iy >= p->ih) {
             if (!pads_ready)
@@ -111,6 +119,15 @@ static void fill_rows(const dw_plane *p, const dw_phase_geom *g, const float *in
             continue;
         }
         const float *src = in + iy * iw;
+        if (edges_only) { /* see direct_strips: the 16 columns at each end */
+            if (!pads_ready) zero_span(dst, 0, pl);
+            _mm256_storeu_ps(dst + pl, _mm256_loadu_ps(src));
+            _mm256_storeu_ps(dst + pl + 8, _mm256_loadu_ps(src + 8));
+            _mm256_storeu_ps(dst + pl + iw - 16, _mm256_loadu_ps(src + iw - 16));
+            _mm256_storeu_ps(dst + pl + iw - 8, _mm256_loadu_ps(src + iw - 8));
+            if (!pads_ready) zero_span(dst, pl + iw, need);
+            continue;
+        }
         if (g->s == 1) {
             if (!pads_ready) zero_span(dst, 0, pl);
             int64_t c = 0;
@@ -199,12 +216,14 @@ PH_INLINE void tile(const float *buf, int64_t rs, int64_t lr, const float *wb, f
         }
     }
     const __m256 lo = _mm256_broadcast_ss(clamp), hi = _mm256_broadcast_ss(clamp + 1);
+    /* no max/min without an activation: they run on the FMA pipes here */
+    const bool clamped = clamp[0] != -INFINITY || clamp[1] != INFINITY;
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
 #pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
             /* max/min return their second operand when either is NaN: NaN passes */
-            __m256 y = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[r][v]));
+            __m256 y = clamped ? _mm256_min_ps(hi, _mm256_max_ps(lo, acc[r][v])) : acc[r][v];
             float *dst = out + r * ow + (v ? x1 : x0);
             if (ow < 8 && (rows_left - r) * ow < 8) {
                 float part[8];
@@ -257,6 +276,55 @@ PH_INLINE void block_rows(const ph_ctx *c, const float *buf, float *out, int64_t
         row_group(c, buf + y * SH * c->rs, out + y * c->ow, nrows - y, 1, KH, KW, SH, SW, DH, DWD);
 }
 
+/* ------------------------------------------------------------ column strips (3x3, stride 1) */
+
+/* The 3x3 stride-1 strip: output columns [x, x+8) of rows [0, nrows),
+ * walking down input rows t = 0 .. nrows+1 (rows[t] + col). Each row's
+ * three input vectors are loaded once and feed the three output rows that
+ * read it: c1 (output row t-1) and c2 (row t-2) carry their sums from row
+ * to row, row t-2 is complete after row t and is stored. The nine taps stay
+ * in registers, so the loop issues three input loads per nine FMAs (the
+ * R-row tiles load a tap per FMA pair and each input several times); it
+ * runs at ~5.1 cycles a row from L1, 7.5 with the max/min of an activation
+ * (they compete with the FMAs), so CLAMP (0: none, 1: relu, 2: relu6) is a
+ * compile-time choice. */
+PH_INLINE __m256 fma3(__m256 a, __m256 b, __m256 c, __m256 w0, __m256 w1, __m256 w2, __m256 acc)
+{
+    return _mm256_fmadd_ps(c, w2, _mm256_fmadd_ps(b, w1, _mm256_fmadd_ps(a, w0, acc)));
+}
+
+PH_INLINE void strip3(const float *const *rows, int64_t col, const float *wb, const float *vec, float *out,
+                      int64_t ow, int64_t nrows, const int CLAMP)
+{
+    /* vec: bias, lo, hi as 8-lane vectors (memory operands, no registers) */
+    const __m256 w00 = _mm256_load_ps(wb), w01 = _mm256_load_ps(wb + 8), w02 = _mm256_load_ps(wb + 16);
+    const __m256 w10 = _mm256_load_ps(wb + 24), w11 = _mm256_load_ps(wb + 32), w12 = _mm256_load_ps(wb + 40);
+    const __m256 w20 = _mm256_load_ps(wb + 48), w21 = _mm256_load_ps(wb + 56), w22 = _mm256_load_ps(wb + 64);
+    __m256 a, b, c, c1, c2; /* c1: output row t-1 through kernel row 0; c2: row t-2 through rows 0, 1 */
+    const float *row = rows[0] + col;
+    a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 1), c = _mm256_loadu_ps(row + 2);
+    c2 = fma3(a, b, c, w00, w01, w02, _mm256_load_ps(vec));
+    row = rows[1] + col;
+    a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 1), c = _mm256_loadu_ps(row + 2);
+    c2 = fma3(a, b, c, w10, w11, w12, c2);
+    c1 = fma3(a, b, c, w00, w01, w02, _mm256_load_ps(vec));
+    for (int64_t t = 2; t < nrows + 2; t++, out += ow) {
+        row = rows[t] + col;
+        a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 1), c = _mm256_loadu_ps(row + 2);
+        PIN(a);
+        PIN(b);
+        PIN(c);
+        __m256 y = fma3(a, b, c, w20, w21, w22, c2);
+        if (CLAMP > 0) y = _mm256_max_ps(_mm256_load_ps(vec + 8), y);
+        if (CLAMP > 1) y = _mm256_min_ps(_mm256_load_ps(vec + 16), y);
+        _mm256_storeu_ps(out, y);
+        c2 = fma3(a, b, c, w10, w11, w12, c1);
+        /* on the last row this starts an output row nobody stores: rows[]
+         * still holds the row it reads, and a branch would cost more */
+        c1 = fma3(a, b, c, w00, w01, w02, _mm256_load_ps(vec));
+    }
+}
+
 static void block_any(const float *buf, const dw_phase_geom *g, const dw_plane *p, float *out, int64_t nrows,
                       const float *clamp)
 {
@@ -283,6 +351,43 @@ static void block_any(const float *buf, const dw_phase_geom *g, const dw_plane *
             row_group(&c, buf + y * sh * c.rs, out + y * c.ow, nrows - y, 1, kh, kw, sh, 2, dh, dw);
 }
 
+/* The 3x3 stride-1 planes wide enough for direct strips: interior strips
+ * read the input rows in place and only the 16 columns at each end go
+ * through the buffer (edge strips at output column < 8 or reading within
+ * 16 of the row's end), so the copy no longer runs as a separate pass over
+ * the plane (it took 30% of a 112x112 plane, its loads waiting on L2/L3
+ * with no FMAs to overlap). Pads up to 8 keep every edge strip inside those
+ * 16 columns. */
+#define PH_DIRECT_MAX_ROWS 256
+static bool direct_ok(const dw_plane *p)
+{
+    return p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->kh == 3 && p->kw == 3 && p->pl <= 8 &&
+           p->pr <= 8 && p->iw >= 32 && p->ow >= 32;
+}
+
+/* Output rows [0, nrows) of one plane: rows[t] is input row t of the block
+ * (or a zeroed buffer row) at column -pl, edge[t] its buffer row. */
+static void direct_strips(const float *const *rows, const float *const *edge, const dw_plane *p, const float *clamp,
+                          float *out, int64_t nrows)
+{
+    const int64_t ow = p->ow, pl = p->pl, iw = p->iw;
+    _Alignas(32) float vec[24];
+    for (int i = 0; i < 8; i++) vec[i] = p->bias, vec[8 + i] = clamp[0], vec[16 + i] = clamp[1];
+    for (int64_t ox = 0;; ox += 8) {
+        if (ox + 8 > ow) ox = ow - 8; /* the last strip overlaps the one before, rewriting the same values */
+        bool inside = ox >= pl && ox - pl + 9 < iw;
+        const float *const *from = inside ? rows : edge;
+        int64_t col = inside ? ox - pl : ox;
+        if (p->act == CONV_ACT_NONE)
+            strip3(from, col, p->wb, vec, out + ox, ow, nrows, 0);
+        else if (p->act == CONV_ACT_RELU)
+            strip3(from, col, p->wb, vec, out + ox, ow, nrows, 1);
+        else
+            strip3(from, col, p->wb, vec, out + ox, ow, nrows, 2);
+        if (ox + 8 >= ow) break;
+    }
+}
+
 void dwconv_phase_rows(const dw_plane *p, const dw_phase_geom *g, const float *in_plane, const dw_plane *outs,
                        int64_t nouts, int64_t y0, int64_t y1, float *buf, int64_t layout[2])
 {
@@ -292,8 +397,21 @@ void dwconv_phase_rows(const dw_plane *p, const dw_phase_geom *g, const float *i
         int64_t n = y1 - y < max_rows ? y1 - y : max_rows;
         int64_t rows_in = (n - 1) * p->sh + (p->kh - 1) * p->dh + 1;
         bool ready = layout[0] == y && layout[1] == n;
-        fill_rows(p, g, in_plane, buf, y * p->sh - p->pt, rows_in, ready);
+        bool direct = direct_ok(p) && rows_in <= PH_DIRECT_MAX_ROWS;
+        fill_rows(p, g, in_plane, buf, y * p->sh - p->pt, rows_in, ready, direct);
         layout[0] = y, layout[1] = n;
-        for (int64_t m = 0; m < nouts; m++) block_any(buf, g, &outs[m], outs[m].out + y * p->ow, n, clamp);
+        if (direct) {
+            const float *rows[PH_DIRECT_MAX_ROWS], *edge[PH_DIRECT_MAX_ROWS];
+            for (int64_t r = 0; r < rows_in; r++) {
+                int64_t iy = y - p->pt + r;
+                edge[r] = buf + row_shift(p) + r * g->rs;
+                /* rows[r] + ox - pl: input column ox - pl, or that column of the zeroed row */
+                rows[r] = iy >= 0 && iy < p->ih ? in_plane + iy * p->iw : edge[r] + p->pl;
+            }
+            for (int64_t m = 0; m < nouts; m++) direct_strips(rows, edge, &outs[m], clamp, outs[m].out + y * p->ow, n);
+            continue;
+        }
+        for (int64_t m = 0; m < nouts; m++)
+            block_any(buf + row_shift(p), g, &outs[m], outs[m].out + y * p->ow, n, clamp);
     }
 }
