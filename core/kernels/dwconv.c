@@ -208,11 +208,27 @@ static void dw_task(void *ctx, size_t task, int thread)
 /* The phase-buffer path's work: tasks of `group` consecutive input planes
  * (image, channel) times one row block each; every output channel reading
  * an input plane is computed from the same copy of it. */
+/* How a path's units (planes or channel blocks) become tasks: `group`
+ * units a task, or with fewer units than tasks wanted one unit a task in
+ * `blocks` blocks of `block_rows` output rows (see split_tasks). */
+typedef struct dw_tasks {
+    int64_t units, group, blocks, block_rows, rows;
+} dw_tasks;
+
+/* units [*u0, *u1) and output rows [*y0, *y1) of task `task` */
+static void task_range(const dw_tasks *t, size_t task, int64_t *u0, int64_t *u1, int64_t *y0, int64_t *y1)
+{
+    int64_t gi = (int64_t)task / t->blocks, bi = (int64_t)task % t->blocks;
+    *u0 = gi * t->group, *u1 = *u0 + t->group < t->units ? *u0 + t->group : t->units;
+    *y0 = bi * t->block_rows, *y1 = *y0 + t->block_rows < t->rows ? *y0 + t->block_rows : t->rows;
+}
+
 typedef struct dw_phase_job {
     const conv_run_args *a;
     dw_plane shape;
     dw_phase_geom g;
-    int64_t multiplier, planes, group, blocks, block_rows;
+    int64_t multiplier;
+    dw_tasks tasks; /* units are planes */
 } dw_phase_job;
 
 /* output channels computed from one copy of their input block: bounds the unpacked taps on the stack */
@@ -225,9 +241,8 @@ static void dw_phase_task(void *ctx, size_t task, int thread)
     const conv_run_args *a = job->a;
     const conv_params *cp = a->params;
     const dw_plane *s = &job->shape;
-    int64_t gi = (int64_t)task / job->blocks, bi = (int64_t)task % job->blocks;
-    int64_t p0 = gi * job->group, p1 = p0 + job->group < job->planes ? p0 + job->group : job->planes;
-    int64_t y0 = bi * job->block_rows, y1 = y0 + job->block_rows < s->oh ? y0 + job->block_rows : s->oh;
+    int64_t p0, p1, y0, y1;
+    task_range(&job->tasks, task, &p0, &p1, &y0, &y1);
     int64_t taps = s->kh * s->kw, mult = job->multiplier;
     _Alignas(32) float buf[DW_PHASE_FLOATS];
     _Alignas(32) float unpacked[DW_PHASE_OUTS][DW_PHASE_MAX_TAPS * 8];
@@ -261,6 +276,29 @@ static void dw_phase_task(void *ctx, size_t task, int thread)
 /* output planes up to this many pixels go through the channel-blocked path (and stride 2) */
 #define DW_BLOCKED_MAX_PLANE 1024
 
+/* Splits `units` into about 4 tasks a thread (claimed dynamically), by
+ * units or, when there are fewer, by rows; small convolutions run as one
+ * task. Returns the task count. */
+static size_t split_tasks(dw_tasks *t, const conv_run_args *a, const dw_plane *s, int64_t units)
+{
+    const conv_params *cp = a->params;
+    int64_t threads = conv_threadpool_size(a->pool);
+    int64_t macs = a->out.n * cp->out_channels * s->oh * s->ow * s->kh * s->kw;
+    *t = (dw_tasks){.units = units, .group = units, .blocks = 1, .block_rows = s->oh, .rows = s->oh};
+    if (threads > 1 && macs >= DW_PARALLEL_MIN_MACS) {
+        int64_t want = 4 * threads;
+        if (units >= want) {
+            t->group = (units + want - 1) / want;
+        } else {
+            t->group = 1;
+            int64_t per_unit = (want + units - 1) / units;
+            t->block_rows = (s->oh + per_unit - 1) / per_unit;
+            t->blocks = (s->oh + t->block_rows - 1) / t->block_rows;
+        }
+    }
+    return (size_t)((units + t->group - 1) / t->group * t->blocks);
+}
+
 static bool run_phase(const conv_run_args *a, const dw_plane *s)
 {
     const conv_params *cp = a->params;
@@ -271,23 +309,8 @@ static bool run_phase(const conv_run_args *a, const dw_plane *s)
     if (s->sw == 2 && s->ow < 8) return false;
     if (!dwconv_phase_geometry(s, &job.g)) return false;
     job.multiplier = cp->out_channels / cp->in_channels;
-    job.planes = a->in.n * cp->in_channels;
-    int64_t threads = conv_threadpool_size(a->pool);
-    int64_t macs = a->out.n * cp->out_channels * s->oh * s->ow * s->kh * s->kw;
-    job.group = job.planes, job.blocks = 1, job.block_rows = s->oh;
-    if (threads > 1 && macs >= DW_PARALLEL_MIN_MACS) {
-        int64_t want = 4 * threads; /* tasks, claimed dynamically */
-        if (job.planes >= want) {
-            job.group = (job.planes + want - 1) / want;
-        } else {
-            job.group = 1;
-            int64_t blocks = (want + job.planes - 1) / job.planes;
-            job.block_rows = (s->oh + blocks - 1) / blocks;
-            job.blocks = (s->oh + job.block_rows - 1) / job.block_rows;
-        }
-    }
-    int64_t groups = (job.planes + job.group - 1) / job.group;
-    conv_parallel_for(a->pool, (size_t)(groups * job.blocks), dw_phase_task, &job);
+    size_t tasks = split_tasks(&job.tasks, a, s, a->in.n * cp->in_channels);
+    conv_parallel_for(a->pool, tasks, dw_phase_task, &job);
     return true;
 }
 
@@ -310,7 +333,8 @@ typedef struct dw_blocked_job {
     const conv_run_args *a;
     dw_plane shape;
     dw_blocked_geom g;
-    int64_t multiplier, cblocks, units, group, blocks, block_rows;
+    int64_t multiplier, cblocks;
+    dw_tasks tasks; /* units are (image, block of 8 channels) */
 } dw_blocked_job;
 
 /* Asks for input rows [iy0, iy0 + rows) of nch consecutive planes from
@@ -336,9 +360,8 @@ static void dw_blocked_task(void *ctx, size_t task, int thread)
     const conv_run_args *a = job->a;
     const conv_params *cp = a->params;
     const dw_plane *s = &job->shape;
-    int64_t gi = (int64_t)task / job->blocks, bi = (int64_t)task % job->blocks;
-    int64_t u0 = gi * job->group, u1 = u0 + job->group < job->units ? u0 + job->group : job->units;
-    int64_t y0 = bi * job->block_rows, y1 = y0 + job->block_rows < s->oh ? y0 + job->block_rows : s->oh;
+    int64_t u0, u1, y0, y1;
+    task_range(&job->tasks, task, &u0, &u1, &y0, &y1);
     int64_t taps = s->kh * s->kw, mult = job->multiplier, span = (s->kh - 1) * s->dh + 1;
     int64_t in_plane = s->ih * s->iw, out_plane = s->oh * s->ow;
     _Alignas(32) float buf[DW_BLOCKED_FLOATS];
@@ -391,23 +414,8 @@ static bool run_blocked(const conv_run_args *a, const dw_plane *s)
     if (!dwconv_blocked_geometry(s, &job.g)) return false;
     job.multiplier = cp->out_channels / cp->in_channels;
     job.cblocks = (cp->in_channels + 7) / 8;
-    job.units = a->in.n * job.cblocks;
-    int64_t threads = conv_threadpool_size(a->pool);
-    int64_t macs = a->out.n * cp->out_channels * s->oh * s->ow * s->kh * s->kw;
-    job.group = job.units, job.blocks = 1, job.block_rows = s->oh;
-    if (threads > 1 && macs >= DW_PARALLEL_MIN_MACS) {
-        int64_t want = 4 * threads; /* tasks, claimed dynamically */
-        if (job.units >= want) {
-            job.group = (job.units + want - 1) / want;
-        } else {
-            job.group = 1;
-            int64_t blocks = (want + job.units - 1) / job.units;
-            job.block_rows = (s->oh + blocks - 1) / blocks;
-            job.blocks = (s->oh + job.block_rows - 1) / job.block_rows;
-        }
-    }
-    int64_t groups = (job.units + job.group - 1) / job.group;
-    conv_parallel_for(a->pool, (size_t)(groups * job.blocks), dw_blocked_task, &job);
+    size_t tasks = split_tasks(&job.tasks, a, s, a->in.n * job.cblocks);
+    conv_parallel_for(a->pool, tasks, dw_blocked_task, &job);
     return true;
 }
 
