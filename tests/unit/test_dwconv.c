@@ -3,8 +3,11 @@
  * tiny maps, every output width up to 20, batches, depth multipliers, bias,
  * activations and thread counts; the per-plane and channel-blocked AVX2
  * paths (when the CPU has it, with and without packed weights) and the
- * scalar path. Then NaN handling and the kernel as the model layer uses it
- * (forced, heuristic, rejected, every padding mode). */
+ * scalar path; large maps (widths 30-1000, pads 0-10, row blocks, batches,
+ * multipliers), whose 3x3 stride-1 planes at least 32 wide run in column
+ * strips reading the input in place. Then NaN
+ * handling and the kernel as the model layer uses it (forced, heuristic,
+ * rejected, every padding mode). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,6 +153,47 @@ static const dw_case fixed_cases[] = {
     {1, 9, 1, 200, 20, 3, 3, 1, 1, 3, 1, 3, 3, 1, 1, true, NOACT},
 };
 
+/* Large maps, which the kernel runs per plane: 3x3 stride-1 planes at
+ * least 32 wide in column strips that read the input in place, with the 16
+ * columns at each end (or pads past 8, or narrower maps) in buffered tiles. */
+static const dw_case large_cases[] = {
+    /* the benchmark layer's planes, and odd widths around the edge strips */
+    {1, 3, 1, 112, 112, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 57, 113, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU},
+    {1, 2, 1, 40, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU6},
+    {1, 2, 1, 41, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 30, 34, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true, NOACT}, /* ow 32: the narrowest in-place plane */
+    {1, 2, 1, 30, 35, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, true, RELU},
+    {1, 2, 1, 29, 47, 3, 3, 1, 1, 1, 1, 0, 2, 1, 0, true, NOACT},
+    {1, 2, 1, 29, 61, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1, true, RELU6},
+    {1, 2, 1, 31, 100, 3, 3, 1, 1, 1, 1, 1, 1, 7, 8, true, NOACT},
+    {1, 2, 1, 31, 100, 3, 3, 1, 1, 1, 1, 1, 1, 8, 7, true, RELU},
+    {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 3, 4, 5, 6, true, NOACT},
+    {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 1, 1, 9, 1, true, NOACT},  /* pads past 8: the buffered tiles */
+    {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 1, 1, 1, 10, true, RELU6},
+    {1, 2, 1, 23, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},  /* ow 31: the buffered tiles */
+    {1, 2, 1, 1, 90, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},   /* one row: both its neighbours padding */
+    {1, 2, 1, 3, 90, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, true, RELU},    /* one output row, no padding rows */
+    {1, 2, 1, 5, 90, 3, 3, 1, 1, 1, 1, 6, 6, 1, 1, true, NOACT},   /* more padding rows than input rows */
+    /* rows longer than the buffer holds in one block: several blocks a plane */
+    {1, 2, 1, 150, 300, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 1, 1, 97, 1000, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU},
+    /* batches, multipliers, many planes per task */
+    {2, 5, 1, 45, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {2, 3, 2, 33, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU6},
+    {1, 1, 4, 40, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 1, 5, 40, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU},
+    {3, 9, 1, 40, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    /* the other per-plane tiles on large maps */
+    {1, 3, 1, 56, 56, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, NOACT},
+    {1, 2, 1, 57, 59, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
+    {2, 2, 2, 40, 45, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, RELU},
+    {1, 2, 1, 60, 67, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 45, 80, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, true, NOACT},
+    {1, 2, 1, 45, 81, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, true, RELU},
+    {1, 2, 1, 40, 70, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, true, NOACT},
+};
+
 /* every width 1..20 for 3x3 at stride 1 and 2, to hit every vector tail */
 static dw_case width_case(int64_t w, int64_t stride, conv_activation act)
 {
@@ -219,14 +263,17 @@ static void free_case(dw_setup *s)
     free(s->x), free(s->w), free(s->b), free(s->ref), free(s->got);
 }
 
+/* NaN where the reference has NaN, else within 1e-5 of the output's scale */
 static void check_close(const dw_setup *s, const char *what)
 {
     double scale = 0, worst = 0;
     size_t at = 0;
-    for (size_t i = 0; i < s->out_n; i++) scale = fmax(scale, fabs(s->ref[i]));
+    for (size_t i = 0; i < s->out_n; i++)
+        if (!isnan(s->ref[i])) scale = fmax(scale, fabs(s->ref[i]));
     for (size_t i = 0; i < s->out_n; i++) {
+        if (isnan(s->ref[i]) && isnan(s->got[i])) continue;
         double e = fabs((double)s->got[i] - s->ref[i]);
-        if (!(e <= worst)) worst = e, at = i; /* NaN counts as the worst */
+        if (!(e <= worst)) worst = e, at = i; /* NaN on one side only counts as the worst */
     }
     if (!(worst <= 1e-5 * (scale > 0 ? scale : 1)))
         fail_msg("%s: max error %g at %zu (got %g want %g) over scale %g", what, worst, at, s->got[at],
@@ -245,19 +292,17 @@ static const struct {
     {DW_PATH_BLOCKED, false, "blocked unpacked"}, {DW_PATH_SCALAR, false, "scalar"},
 };
 
-/* Runs one case through every path, each with pools of 1, 2 and 3. */
-static void run_case(const dw_case *k, conv_threadpool *const pools[3], const char *label)
+/* Runs a set-up case through every path, each with pools of 1, 2 and 3. */
+static void run_setup(dw_setup *s, const dw_case *k, conv_threadpool *const pools[3], const char *label)
 {
-    dw_setup s;
-    setup_case(k, &s);
     bool avx2 = conv_cpu()->avx2_fma;
     for (size_t path = 0; path < sizeof run_paths / sizeof *run_paths; path++) {
         if (run_paths[path].path != DW_PATH_SCALAR && !avx2) continue;
         for (int t = 0; t < 3; t++) {
-            for (size_t i = 0; i < s.out_n; i++) s.got[i] = NAN; /* catch outputs never written */
-            conv_run_args ra = {.params = &s.p, .packed = run_paths[path].packed ? s.packed : NULL, .weight = s.w,
-                                .bias = k->bias ? s.b : NULL, .input = s.x, .output = s.got, .in = s.in,
-                                .out = s.out, .pool = pools[t]};
+            for (size_t i = 0; i < s->out_n; i++) s->got[i] = NAN; /* catch outputs never written */
+            conv_run_args ra = {.params = &s->p, .packed = run_paths[path].packed ? s->packed : NULL,
+                                .weight = s->w, .bias = k->bias ? s->b : NULL, .input = s->x, .output = s->got,
+                                .in = s->in, .out = s->out, .pool = pools[t]};
             if (path == 0 && t == 0)
                 conv_kernel_depthwise.run(&ra);
             else
@@ -270,9 +315,16 @@ static void run_case(const dw_case *k, conv_threadpool *const pools[3], const ch
                      (long long)k->kh, (long long)k->kw, (long long)k->sh, (long long)k->sw, (long long)k->dh,
                      (long long)k->dw, (long long)k->pt, (long long)k->pb, (long long)k->pl, (long long)k->pr,
                      (int)k->act, run_paths[path].name, t + 1);
-            check_close(&s, what);
+            check_close(s, what);
         }
     }
+}
+
+static void run_case(const dw_case *k, conv_threadpool *const pools[3], const char *label)
+{
+    dw_setup s;
+    setup_case(k, &s);
+    run_setup(&s, k, pools, label);
     free_case(&s);
 }
 
@@ -309,6 +361,16 @@ static void test_cases_match_direct(void **state)
     }
 }
 
+static void test_large_cases_match_direct(void **state)
+{
+    pools *ps = *state;
+    for (size_t i = 0; i < sizeof large_cases / sizeof *large_cases; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "large case %zu", i);
+        run_case(&large_cases[i], ps->p, label);
+    }
+}
+
 static void test_every_width(void **state)
 {
     pools *ps = *state;
@@ -317,6 +379,23 @@ static void test_every_width(void **state)
         for (int64_t w = 1; w <= 20; w++) {
             dw_case k = width_case(w, stride, acts[w % 3]);
             run_case(&k, ps->p, "width");
+        }
+}
+
+/* every width 30..72 and every left pad 0..9 of a 3x3 stride-1 map: the
+ * in-place strips, the edge strips at both ends, the overlapping last strip */
+static void test_large_widths_and_pads(void **state)
+{
+    pools *ps = *state;
+    const conv_activation acts[] = {NOACT, RELU, RELU6};
+    for (int64_t w = 30; w <= 72; w++) {
+        dw_case k = {1, 2, 1, 9, w, 3, 3, 1, 1, 1, 1, 1, 1, w % 3, (w / 3) % 3, true, acts[w % 3]};
+        run_case(&k, ps->p, "large width");
+    }
+    for (int64_t pl = 0; pl <= 9; pl++)
+        for (int64_t pr = 0; pr <= 9; pr += 3) {
+            dw_case k = {1, 1, 1, 7, 41, 3, 3, 1, 1, 1, 1, 1, 0, pl, pr, true, NOACT};
+            run_case(&k, ps->p, "large pads");
         }
 }
 
@@ -334,10 +413,11 @@ static void test_every_activation(void **state)
 }
 
 /* NaN inputs stay NaN through ReLU/ReLU6, in the interior and on the border,
- * exactly where the reference has them. */
+ * exactly where the reference has them; on a large map through every
+ * activation, in the in-place strips and the edge strips. */
 static void test_nan_passes_through(void **state)
 {
-    (void)state;
+    pools *ps = *state;
     for (int act = RELU; act <= RELU6; act++) {
         dw_case k = {1, 2, 1, 12, 26, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, (conv_activation)act};
         /* 2 channels: the blocked path's tail block, whose lanes past the channels read channel 0 */
@@ -361,6 +441,22 @@ static void test_nan_passes_through(void **state)
                 if (!isnan(s.ref[i])) assert_true(fabsf(s.got[i] - s.ref[i]) <= 1e-4f);
             }
         }
+        free_case(&s);
+    }
+    for (int act = NOACT; act <= RELU6; act++) {
+        dw_case k = {1, 2, 1, 20, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, (conv_activation)act};
+        dw_setup s;
+        setup_case(&k, &s);
+        s.x[0] = NAN;                      /* a corner: an edge strip */
+        s.x[20 * 50 + 9 * 50 + 24] = NAN;  /* channel 1, an in-place strip */
+        s.x[20 * 50 + 15 * 50 + 49] = NAN; /* channel 1, the right edge */
+        conv_run_args ra = {.params = &s.p, .weight = s.w, .bias = s.b, .input = s.x, .output = s.ref,
+                            .in = s.in, .out = s.out};
+        conv_kernel_direct.run(&ra);
+        size_t nans = 0;
+        for (size_t i = 0; i < s.out_n; i++) nans += isnan(s.ref[i]) != 0;
+        assert_int_equal(nans, 4 + 9 + 6);
+        run_setup(&s, &k, ps->p, "large nan");
         free_case(&s);
     }
 }
@@ -452,49 +548,59 @@ static void test_model_layer(void **state)
     conv_tensor_free(&ref);
 }
 
+/* A depthwise layer with padding mode `mode` through the model layer,
+ * against the direct kernel on the same random input. */
+static void check_padding_mode(conv_padding_mode mode, int64_t c, int64_t mult, int64_t h, int64_t w, int k,
+                               int stride)
+{
+    conv_layer_spec s;
+    conv_layer_spec_init(&s, CONV_LAYER_CONV2D);
+    s.in_channels = c, s.out_channels = c * mult, s.groups = c;
+    s.kernel_size[0] = s.kernel_size[1] = k;
+    s.stride[0] = s.stride[1] = stride;
+    s.padding[0] = s.padding[1] = k / 2;
+    s.padding_mode = mode;
+    s.bias = true;
+    int64_t dims[4] = {2, c, h, w};
+    conv_tensor in, ref, out;
+    assert_int_equal(conv_tensor_alloc(&in, 4, dims, NULL), CONV_OK);
+    for (size_t i = 0; i < conv_tensor_numel(&in); i++) in.data[i] = rnd();
+    conv_error err;
+    s.algorithm = CONV_ALGO_DIRECT;
+    assert_int_equal(run_model(&s, &in, &ref, NULL, &err), CONV_OK);
+    s.algorithm = CONV_ALGO_DEPTHWISE;
+    assert_int_equal(run_model(&s, &in, &out, NULL, &err), CONV_OK);
+    assert_int_equal(conv_tensor_numel(&out), conv_tensor_numel(&ref));
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < conv_tensor_numel(&ref); i++) scale = fmax(scale, fabs(ref.data[i]));
+    for (size_t i = 0; i < conv_tensor_numel(&ref); i++) worst = fmax(worst, fabs(out.data[i] - ref.data[i]));
+    if (!(worst <= 1e-5 * scale))
+        fail_msg("padding mode %s c%lld %lldx%lld k%d stride %d: max error %g over scale %g",
+                 conv_padding_mode_name(mode), (long long)c, (long long)h, (long long)w, k, stride, worst, scale);
+    conv_tensor_free(&in), conv_tensor_free(&ref), conv_tensor_free(&out);
+}
+
 /* Reflect, replicate and circular padding reach the kernel as a padded copy
- * with zero pads left: a small map with channel tails, stride 1 and 2,
- * against the direct kernel through the same model layer. */
+ * with no zero padding left: a small map with channel tails (stride 1 and
+ * 2, multiplier 2), and a 40x45 one whose every strip then reads in place
+ * (3x3 and 5x5). */
 static void test_every_padding_mode(void **state)
 {
     (void)state;
     const conv_padding_mode modes[] = {CONV_PAD_ZEROS, CONV_PAD_REFLECT, CONV_PAD_REPLICATE, CONV_PAD_CIRCULAR};
-    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++)
-        for (int stride = 1; stride <= 2; stride++) {
-            conv_layer_spec s;
-            conv_layer_spec_init(&s, CONV_LAYER_CONV2D);
-            s.in_channels = 11, s.out_channels = 22, s.groups = 11;
-            s.kernel_size[0] = s.kernel_size[1] = 3;
-            s.stride[0] = s.stride[1] = stride;
-            s.padding[0] = s.padding[1] = 1;
-            s.padding_mode = modes[m];
-            s.bias = true;
-            int64_t dims[4] = {2, 11, 13, 14};
-            conv_tensor in, ref, out;
-            assert_int_equal(conv_tensor_alloc(&in, 4, dims, NULL), CONV_OK);
-            for (size_t i = 0; i < conv_tensor_numel(&in); i++) in.data[i] = rnd();
-            conv_error err;
-            s.algorithm = CONV_ALGO_DIRECT;
-            assert_int_equal(run_model(&s, &in, &ref, NULL, &err), CONV_OK);
-            s.algorithm = CONV_ALGO_DEPTHWISE;
-            assert_int_equal(run_model(&s, &in, &out, NULL, &err), CONV_OK);
-            assert_int_equal(conv_tensor_numel(&out), conv_tensor_numel(&ref));
-            double scale = 0, worst = 0;
-            for (size_t i = 0; i < conv_tensor_numel(&ref); i++) scale = fmax(scale, fabs(ref.data[i]));
-            for (size_t i = 0; i < conv_tensor_numel(&ref); i++)
-                worst = fmax(worst, fabs(out.data[i] - ref.data[i]));
-            if (!(worst <= 1e-5 * scale))
-                fail_msg("padding mode %s stride %d: max error %g over scale %g", conv_padding_mode_name(modes[m]),
-                         stride, worst, scale);
-            conv_tensor_free(&in), conv_tensor_free(&ref), conv_tensor_free(&out);
-        }
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        for (int stride = 1; stride <= 2; stride++) check_padding_mode(modes[m], 11, 2, 13, 14, 3, stride);
+        for (int k = 3; k <= 5; k += 2) check_padding_mode(modes[m], 6, 1, 40, 45, k, 1);
+    }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases_match_direct),
+        cmocka_unit_test(test_large_cases_match_direct),
         cmocka_unit_test(test_every_width),
+        cmocka_unit_test(test_large_widths_and_pads),
         cmocka_unit_test(test_every_activation),
         cmocka_unit_test(test_nan_passes_through),
         cmocka_unit_test(test_supports_only_depthwise),
