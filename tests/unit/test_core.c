@@ -13,54 +13,16 @@
 #include <cmocka.h>
 
 #include "core/conv.h"
+#include "tests/unit/tensor_fixtures.h"
 
 /* ------------------------------------------------------------ helpers */
 
 static uint32_t rng_state = 12345;
-static float rnd(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-typedef struct owned_weights {
-    conv_named_tensor t[8];
-    char names[8][48];
-    size_t n;
-} owned_weights;
-
-static void add_weight(owned_weights *w, const char *name, int rank, const int64_t *dims)
-{
-    conv_named_tensor *nt = &w->t[w->n];
-    snprintf(w->names[w->n], sizeof w->names[0], "%s", name);
-    nt->name = w->names[w->n];
-    nt->is_float = true;
-    assert_int_equal(conv_tensor_alloc(&nt->tensor, rank, dims, NULL), CONV_OK);
-    for (size_t i = 0; i < conv_tensor_numel(&nt->tensor); i++) nt->tensor.data[i] = rnd();
-    w->n++;
-}
-
-static void free_weights(owned_weights *w)
-{
-    for (size_t i = 0; i < w->n; i++) conv_tensor_free(&w->t[i].tensor);
-}
 
 /* weights for a one-layer model at index 0, from the layer's own descs */
 static void weights_for(const conv_layer_spec *s, owned_weights *w)
 {
-    conv_param_desc d[CONV_MAX_LAYER_PARAMS];
-    size_t n = conv_layer_param_descs(s, d);
-    memset(w, 0, sizeof *w);
-    for (size_t i = 0; i < n; i++) {
-        char name[48];
-        snprintf(name, sizeof name, "0.%s", d[i].suffix);
-        add_weight(w, name, d[i].rank, d[i].dims);
-    }
-    /* BatchNorm variances must be positive */
-    for (size_t i = 0; i < w->n; i++)
-        if (strstr(w->t[i].name, "running_var"))
-            for (size_t k = 0; k < conv_tensor_numel(&w->t[i].tensor); k++)
-                w->t[i].tensor.data[k] = 0.5f + fabsf(w->t[i].tensor.data[k]);
+    model_weights(s, 1, &rng_state, w);
 }
 
 static conv_status run_layer(const conv_layer_spec *s, const owned_weights *w, const conv_tensor *in,
@@ -74,28 +36,6 @@ static conv_status run_layer(const conv_layer_spec *s, const owned_weights *w, c
     return st;
 }
 
-static void random_input(conv_tensor *t, int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    int64_t dims[4] = {n, c, h, w};
-    assert_int_equal(conv_tensor_alloc(t, 4, dims, NULL), CONV_OK);
-    for (size_t i = 0; i < conv_tensor_numel(t); i++) t->data[i] = rnd();
-}
-
-static double max_abs(const conv_tensor *t)
-{
-    double m = 0;
-    for (size_t i = 0; i < conv_tensor_numel(t); i++) m = fmax(m, fabs(t->data[i]));
-    return m;
-}
-
-static void assert_close(const conv_tensor *got, const conv_tensor *want, double rel, const char *what)
-{
-    assert_int_equal(got->rank, want->rank);
-    for (int i = 0; i < got->rank; i++) assert_int_equal(got->dims[i], want->dims[i]);
-    double scale = max_abs(want), worst = 0;
-    for (size_t i = 0; i < conv_tensor_numel(got); i++) worst = fmax(worst, fabs(got->data[i] - want->data[i]));
-    if (worst > rel * (scale > 0 ? scale : 1)) fail_msg("%s: max error %g over scale %g", what, worst, scale);
-}
 
 /* ------------------------------------------- algorithms vs the reference */
 
@@ -148,7 +88,7 @@ static void test_algorithms_match_direct(void **state)
         owned_weights w;
         weights_for(&s, &w);
         conv_tensor in, ref;
-        random_input(&in, conv_cases[c].n, conv_cases[c].c, conv_cases[c].h, conv_cases[c].w);
+        random_input(&in, &rng_state, conv_cases[c].n, conv_cases[c].c, conv_cases[c].h, conv_cases[c].w);
         s.algorithm = CONV_ALGO_DIRECT;
         conv_error err;
         assert_int_equal(run_layer(&s, &w, &in, &ref, NULL, &err), CONV_OK);
@@ -192,7 +132,7 @@ static void test_direct_by_hand(void **state)
     memcpy(w.t[0].tensor.data, kernel, sizeof kernel);
     w.t[1].tensor.data[0] = 0.5f;
     conv_tensor in, out;
-    random_input(&in, 1, 1, 2, 2);
+    random_input(&in, &rng_state, 1, 1, 2, 2);
     const float x[4] = {1, 2, 3, 4};
     memcpy(in.data, x, sizeof x);
     for (int algo = CONV_ALGO_DIRECT; algo <= CONV_ALGO_IM2COL; algo++) {
@@ -339,7 +279,7 @@ static void test_weight_errors(void **state)
     int64_t bad_dims[3] = {10, 3, 3};
     owned_weights bad;
     memset(&bad, 0, sizeof bad);
-    add_weight(&bad, "0.weight", 3, bad_dims);
+    add_weight(&bad, &rng_state, "0.weight", 3, bad_dims);
     bad.t[1] = w.t[1];
     assert_int_equal(conv_model_create(&s, 1, bad.t, 2, NULL, &m, &err), CONV_INVALID_WEIGHTS);
     assert_non_null(strstr(err.message, "0.weight"));
@@ -349,7 +289,7 @@ static void test_weight_errors(void **state)
 
     /* unexpected float key */
     int64_t one = 1;
-    add_weight(&w, "1.weight", 1, &one);
+    add_weight(&w, &rng_state, "1.weight", 1, &one);
     assert_int_equal(conv_model_create(&s, 1, w.t, w.n, NULL, &m, &err), CONV_INVALID_WEIGHTS);
     assert_non_null(strstr(err.message, "unexpected weight \"1.weight\""));
 
@@ -515,24 +455,6 @@ static size_t dw_pw_layers(conv_layer_spec *l, int64_t c, int64_t mult, int64_t 
     return n;
 }
 
-/* weights for every layer of a model, named "<layer>.<suffix>" */
-static void model_weights(const conv_layer_spec *l, size_t n, owned_weights *w)
-{
-    memset(w, 0, sizeof *w);
-    for (size_t i = 0; i < n; i++) {
-        conv_param_desc d[CONV_MAX_LAYER_PARAMS];
-        size_t nd = conv_layer_param_descs(&l[i], d);
-        for (size_t k = 0; k < nd; k++) {
-            char name[48];
-            snprintf(name, sizeof name, "%zu.%s", i, d[k].suffix);
-            add_weight(w, name, d[k].rank, d[k].dims);
-            if (strcmp(d[k].suffix, "running_var") == 0)
-                for (size_t e = 0; e < conv_tensor_numel(&w->t[w->n - 1].tensor); e++)
-                    w->t[w->n - 1].tensor.data[e] = 0.5f + fabsf(w->t[w->n - 1].tensor.data[e]);
-        }
-    }
-}
-
 static void run_model(const conv_layer_spec *l, size_t n, const owned_weights *w, bool fuse, const conv_tensor *in,
                       conv_tensor *out, conv_threadpool *pool, conv_layer_stats *first_row)
 {
@@ -575,9 +497,9 @@ static void test_fused_pair_matches_unfused(void **state)
         size_t n = dw_pw_layers(l, cases[i].c, cases[i].mult, cases[i].out, cases[i].k, cases[i].stride,
                                 cases[i].dilation, cases[i].mode, cases[i].bn, cases[i].relu6);
         owned_weights w;
-        model_weights(l, n, &w);
+        model_weights(l, n, &rng_state, &w);
         conv_tensor in, want, got;
-        random_input(&in, cases[i].n, cases[i].c, cases[i].h, cases[i].w);
+        random_input(&in, &rng_state, cases[i].n, cases[i].c, cases[i].h, cases[i].w);
         conv_layer_stats row;
         run_model(l, n, &w, false, &in, &want, NULL, &row);
         assert_int_not_equal(row.algorithm, CONV_ALGO_FUSED_SEPARABLE);

@@ -15,62 +15,9 @@
 #include <cmocka.h>
 
 #include "core/conv.h"
+#include "tests/unit/tensor_fixtures.h"
 
 static uint32_t rng_state = 777;
-static float rnd(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-typedef struct owned_weights {
-    conv_named_tensor t[16];
-    char names[16][48];
-    size_t n;
-} owned_weights;
-
-/* random weights for every layer, named "<layer>.<suffix>"; positive BN variances */
-static void model_weights(const conv_layer_spec *l, size_t n, owned_weights *w)
-{
-    memset(w, 0, sizeof *w);
-    for (size_t i = 0; i < n; i++) {
-        conv_param_desc d[CONV_MAX_LAYER_PARAMS];
-        size_t nd = conv_layer_param_descs(&l[i], d);
-        for (size_t k = 0; k < nd; k++) {
-            conv_named_tensor *nt = &w->t[w->n];
-            snprintf(w->names[w->n], sizeof w->names[0], "%zu.%s", i, d[k].suffix);
-            nt->name = w->names[w->n];
-            nt->is_float = true;
-            assert_int_equal(conv_tensor_alloc(&nt->tensor, d[k].rank, d[k].dims, NULL), CONV_OK);
-            bool var = strcmp(d[k].suffix, "running_var") == 0;
-            for (size_t e = 0; e < conv_tensor_numel(&nt->tensor); e++)
-                nt->tensor.data[e] = var ? 0.5f + fabsf(rnd()) : rnd();
-            w->n++;
-        }
-    }
-}
-
-static void free_weights(owned_weights *w)
-{
-    for (size_t i = 0; i < w->n; i++) conv_tensor_free(&w->t[i].tensor);
-}
-
-static void random_input(conv_tensor *t, int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    int64_t dims[4] = {n, c, h, w};
-    assert_int_equal(conv_tensor_alloc(t, 4, dims, NULL), CONV_OK);
-    for (size_t i = 0; i < conv_tensor_numel(t); i++) t->data[i] = rnd();
-}
-
-static void assert_close(const conv_tensor *got, const conv_tensor *want, double rel, const char *what)
-{
-    assert_int_equal(got->rank, want->rank);
-    for (int i = 0; i < got->rank; i++) assert_int_equal(got->dims[i], want->dims[i]);
-    double scale = 0, worst = 0;
-    for (size_t i = 0; i < conv_tensor_numel(want); i++) scale = fmax(scale, fabs(want->data[i]));
-    for (size_t i = 0; i < conv_tensor_numel(got); i++) worst = fmax(worst, fabs(got->data[i] - want->data[i]));
-    if (!(worst <= rel * (scale > 0 ? scale : 1))) fail_msg("%s: max error %g over scale %g", what, worst, scale);
-}
 
 /* dw Conv2d(c, c*mult, k, groups c) + BN + ReLU6 + Conv2d(c*mult, out, 1) + ReLU as layers 0..4 */
 static size_t dw_pw_layers(conv_layer_spec *l, int64_t c, int64_t mult, int64_t out, int64_t k, int64_t stride,
@@ -132,51 +79,39 @@ static const conv_layer_stats *plan_rows(const conv_model *m, const int64_t shap
 
 /* ------------------------------------------------------ the plan's rule */
 
+/* the execution and algorithm the plan gives the single layer s on shape */
+static void expect_plan(const conv_layer_spec *s, int64_t n, int64_t h, int64_t w, const char *execution,
+                        conv_algorithm algorithm)
+{
+    conv_model *m = create(s, 1, NULL, true, false);
+    conv_plan *plan;
+    int64_t shape[4] = {n, s->in_channels, h, w};
+    const conv_layer_stats *st = plan_rows(m, shape, &plan);
+    assert_string_equal(st[0].execution, execution);
+    assert_int_equal(st[0].algorithm, algorithm);
+    conv_plan_destroy(plan);
+    conv_model_destroy(m);
+}
+
+#define UNFUSED "depthwise:depthwise+pointwise:gemm_1x1"
+
 static void test_rule_by_shape(void **state)
 {
     (void)state;
     /* 256 mid channels on 28x28: a 128 KiB tile is 4 rows, 112 columns: unfused */
     conv_layer_spec s = separable(256, 256, 3);
-    conv_model *m = create(&s, 1, NULL, true, false);
-    conv_plan *plan;
-    int64_t small_map[4] = {1, 256, 28, 28};
-    const conv_layer_stats *st = plan_rows(m, small_map, &plan);
-    assert_string_equal(st[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
-    assert_int_equal(st[0].algorithm, CONV_ALGO_DEPTHWISE);
-    conv_plan_destroy(plan);
+    expect_plan(&s, 1, 28, 28, UNFUSED, CONV_ALGO_DEPTHWISE);
     /* fused on 7x7, where one 49 KiB tile holds the whole map */
-    int64_t whole_map[4] = {2, 256, 7, 7};
-    st = plan_rows(m, whole_map, &plan);
-    assert_string_equal(st[0].execution, "fused_separable");
-    conv_plan_destroy(plan);
-    conv_model_destroy(m);
-    /* MobileNet's 1024 channels on 7x7: 4 rows of 7 per tile, unfused */
-    s = separable(1024, 1024, 3);
-    m = create(&s, 1, NULL, true, false);
-    int64_t deep[4] = {1, 1024, 7, 7};
-    st = plan_rows(m, deep, &plan);
-    assert_string_equal(st[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
-    conv_plan_destroy(plan);
-    conv_model_destroy(m);
-    s = separable(256, 256, 3);
-
+    expect_plan(&s, 2, 7, 7, "fused_separable", CONV_ALGO_FUSED_SEPARABLE);
     /* forced, it is fused on any shape */
     s.algorithm = CONV_ALGO_FUSED_SEPARABLE;
-    m = create(&s, 1, NULL, true, false);
-    st = plan_rows(m, small_map, &plan);
-    assert_string_equal(st[0].execution, "fused_separable");
-    conv_plan_destroy(plan);
-    conv_model_destroy(m);
-
+    expect_plan(&s, 1, 28, 28, "fused_separable", CONV_ALGO_FUSED_SEPARABLE);
+    /* MobileNet's 1024 channels on 7x7: 4 rows of 7 per tile, unfused */
+    s = separable(1024, 1024, 3);
+    expect_plan(&s, 1, 7, 7, UNFUSED, CONV_ALGO_DEPTHWISE);
     /* 32 mid channels on 112x112: 9 rows of 112 per tile: fused */
     s = separable(32, 64, 3);
-    m = create(&s, 1, NULL, true, false);
-    int64_t mobilenet[4] = {1, 32, 112, 112};
-    st = plan_rows(m, mobilenet, &plan);
-    assert_string_equal(st[0].execution, "fused_separable");
-    assert_int_equal(st[0].algorithm, CONV_ALGO_FUSED_SEPARABLE);
-    conv_plan_destroy(plan);
-    conv_model_destroy(m);
+    expect_plan(&s, 1, 112, 112, "fused_separable", CONV_ALGO_FUSED_SEPARABLE);
 }
 
 static void test_rule_on_conv2d_pair(void **state)
@@ -189,7 +124,7 @@ static void test_rule_on_conv2d_pair(void **state)
     /* 200 channels x 20 columns: 8 rows, 160 columns per tile: unfused, one op */
     int64_t shape[4] = {1, 200, 20, 20};
     const conv_layer_stats *st = plan_rows(m, shape, &plan);
-    assert_string_equal(st[0].execution, "depthwise:depthwise+pointwise:gemm_1x1");
+    assert_string_equal(st[0].execution, UNFUSED);
     assert_int_equal(st[0].algorithm, CONV_ALGO_DEPTHWISE);
     assert_string_equal(st[1].execution, "folded");
     assert_string_equal(st[2].execution, "fused");
@@ -230,9 +165,9 @@ static void test_pairs_match_unfused(void **state)
         size_t n = dw_pw_layers(l, cases[i].c, cases[i].mult, cases[i].out, cases[i].k, cases[i].stride,
                                 cases[i].mode);
         owned_weights w;
-        model_weights(l, n, &w);
+        model_weights(l, n, &rng_state, &w);
         conv_tensor in, want, got;
-        random_input(&in, cases[i].n, cases[i].c, cases[i].h, cases[i].w);
+        random_input(&in, &rng_state, cases[i].n, cases[i].c, cases[i].h, cases[i].w);
         conv_model *ref = create(l, n, &w, false, false); /* fusion off: five ops */
         run(ref, &in, &want, NULL, NULL);
         conv_model *by_rule = create(l, n, &w, true, false);
@@ -278,9 +213,9 @@ static void test_autotune_times_both(void **state)
             c = 40;
         }
         owned_weights w;
-        model_weights(l, n, &w);
+        model_weights(l, n, &rng_state, &w);
         conv_tensor in, want, got;
-        random_input(&in, 2, c, h, wd);
+        random_input(&in, &rng_state, 2, c, h, wd);
         conv_model *ref = create(l, n, &w, false, false);
         run(ref, &in, &want, NULL, NULL);
         conv_model *tuned = create(l, n, &w, true, true);
@@ -304,7 +239,7 @@ static void test_autotune_times_both(void **state)
     conv_layer_spec s = separable(160, 48, 3);
     s.algorithm = CONV_ALGO_FUSED_SEPARABLE;
     owned_weights w;
-    model_weights(&s, 1, &w);
+    model_weights(&s, 1, &rng_state, &w);
     conv_model *m = create(&s, 1, &w, true, true);
     conv_plan *plan;
     int64_t shape[4] = {1, 160, 20, 20};
@@ -337,9 +272,9 @@ static void test_gemm_1x1_edges(void **state)
         conv_layer_spec l[2] = {s};
         conv_layer_spec_init(&l[1], CONV_LAYER_RELU6);
         owned_weights w;
-        model_weights(l, 1, &w);
+        model_weights(l, 1, &rng_state, &w);
         conv_tensor in, want, got;
-        random_input(&in, cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
+        random_input(&in, &rng_state, cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
         l[0].algorithm = CONV_ALGO_DIRECT;
         conv_model *ref = create(l, 2, &w, true, false);
         run(ref, &in, &want, NULL, NULL);
