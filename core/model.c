@@ -495,6 +495,38 @@ static bool padded_dims(const conv_stage *st, const conv_dims *in, conv_dims *ou
 
 static double now_ms(void);
 
+/* Best of one warm-up and up to three timed calls of run(ctx), in ms. */
+static double time_runs(void (*run)(const void *ctx), const void *ctx)
+{
+    double t0 = now_ms();
+    run(ctx);
+    double t = now_ms() - t0;
+    for (int r = 0; r < 3 && t < 50.0; r++) {
+        t0 = now_ms();
+        run(ctx);
+        double dt = now_ms() - t0;
+        if (dt < t) t = dt;
+    }
+    return t;
+}
+
+/* Tuning input: small normal values (denormals would slow some kernels unfairly). */
+static void fill_tuning_input(float *x, size_t bytes)
+{
+    for (size_t i = 0; i < bytes / sizeof(float); i++) x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+}
+
+typedef struct kernel_run {
+    const conv_kernel *kernel;
+    conv_run_args args;
+} kernel_run;
+
+static void run_kernel(const void *ctx)
+{
+    const kernel_run *r = ctx;
+    r->kernel->run(&r->args);
+}
+
 /* Every kernel that can run the stage, on scratch input, output and
  * workspace with the stage's weights: one warm-up run, then the minimum of
  * up to three (one when a run takes over 50 ms). Single-threaded: plans know
@@ -519,24 +551,15 @@ static void time_candidates(const conv_model *m, const conv_stage *st, const con
     float *x = conv_aligned_alloc(in_bytes), *y = conv_aligned_alloc(out_bytes);
     void *ws = conv_aligned_alloc(ws_bytes);
     if (x && y && ws) {
-        /* small normal values: denormals would slow some kernels unfairly */
-        for (size_t i = 0; i < in_bytes / sizeof(float); i++) x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+        fill_tuning_input(x, in_bytes);
         double best = 0;
         for (int a = 0; a < CONV_ALGO_COUNT; a++) {
             const conv_kernel *k = conv_kernel_for((conv_algorithm)a);
             if (!k || !k->supports(p) || (a == CONV_ALGO_WINOGRAD && !m->opts.allow_winograd)) continue;
             if (k->pack && !st->packed[a]) continue;
-            conv_run_args args = {.params = p, .packed = st->packed[a], .weight = st->weight, .bias = st->bias,
-                                  .input = x, .output = y, .in = *in, .out = out, .workspace = ws, .pool = NULL};
-            double t0 = now_ms();
-            k->run(&args); /* warm-up: caches, page faults of the scratch buffers */
-            double t = now_ms() - t0;
-            for (int r = 0; r < 3 && t < 50.0; r++) {
-                t0 = now_ms();
-                k->run(&args);
-                double dt = now_ms() - t0;
-                if (dt < t) t = dt;
-            }
+            kernel_run run = {k, {.params = p, .packed = st->packed[a], .weight = st->weight, .bias = st->bias,
+                                  .input = x, .output = y, .in = *in, .out = out, .workspace = ws, .pool = NULL}};
+            double t = time_runs(run_kernel, &run);
             if (best == 0 || t < best) best = t, *algo = (conv_algorithm)a;
         }
     }
@@ -545,27 +568,9 @@ static void time_candidates(const conv_model *m, const conv_stage *st, const con
     conv_aligned_free(ws);
 }
 
-static void time_pair(const model_op *op, const op_plan *pl, conv_algorithm *algo);
-
-/* Best of one warm-up and up to three timed calls of run(ctx), in ms. */
-static double time_runs(void (*run)(const void *ctx), const void *ctx)
-{
-    double t0 = now_ms();
-    run(ctx);
-    double t = now_ms() - t0;
-    for (int r = 0; r < 3 && t < 50.0; r++) {
-        t0 = now_ms();
-        run(ctx);
-        double dt = now_ms() - t0;
-        if (dt < t) t = dt;
-    }
-    return t;
-}
-
 typedef struct pair_runs {
     fused_sep_args fused;
-    const conv_kernel *kernel[2];
-    conv_run_args stage[2];
+    kernel_run stage[2];
 } pair_runs;
 
 static void run_pair_fused(const void *ctx) { conv_fused_separable_run(&((const pair_runs *)ctx)->fused); }
@@ -573,8 +578,8 @@ static void run_pair_fused(const void *ctx) { conv_fused_separable_run(&((const 
 static void run_pair_stages(const void *ctx)
 {
     const pair_runs *r = ctx;
-    r->kernel[0]->run(&r->stage[0]);
-    r->kernel[1]->run(&r->stage[1]);
+    run_kernel(&r->stage[0]);
+    run_kernel(&r->stage[1]);
 }
 
 /* The fused pair against its two planned stages (pl->algo) on scratch
@@ -598,17 +603,17 @@ static void time_pair(const model_op *op, const op_plan *pl, conv_algorithm *alg
     float *x = conv_aligned_alloc(in_bytes), *mid = conv_aligned_alloc(mid_bytes), *y = conv_aligned_alloc(out_bytes);
     void *ws = conv_aligned_alloc(ws_bytes);
     if (x && mid && y && ws) {
-        for (size_t i = 0; i < in_bytes / sizeof(float); i++) x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+        fill_tuning_input(x, in_bytes);
         pair_runs r = {
             .fused = {.dw = &dw->params, .pw = &pw->params, .dw_weight = dw->weight, .dw_bias = dw->bias,
                       .dw_packed = dw->packed[CONV_ALGO_DEPTHWISE], .pw_weight = pw->weight, .pw_bias = pw->bias,
                       .pw_packed = pw->packed[CONV_ALGO_GEMM_1X1], .input = x, .output = y, .in = in,
                       .mid = pl->mid, .out = pl->out, .workspace = ws},
-            .kernel = {k0, k1},
-            .stage = {{.params = &dw->params, .packed = dw->packed[pl->algo[0]], .weight = dw->weight,
-                       .bias = dw->bias, .input = x, .output = mid, .in = in, .out = pl->mid, .workspace = ws},
-                      {.params = &pw->params, .packed = pw->packed[pl->algo[1]], .weight = pw->weight,
-                       .bias = pw->bias, .input = mid, .output = y, .in = pl->mid, .out = pl->out, .workspace = ws}},
+            .stage = {{k0, {.params = &dw->params, .packed = dw->packed[pl->algo[0]], .weight = dw->weight,
+                            .bias = dw->bias, .input = x, .output = mid, .in = in, .out = pl->mid, .workspace = ws}},
+                      {k1, {.params = &pw->params, .packed = pw->packed[pl->algo[1]], .weight = pw->weight,
+                            .bias = pw->bias, .input = mid, .output = y, .in = pl->mid, .out = pl->out,
+                            .workspace = ws}}},
         };
         double fused = time_runs(run_pair_fused, &r), stages = time_runs(run_pair_stages, &r);
         *algo = fused <= stages ? CONV_ALGO_FUSED_SEPARABLE : CONV_ALGO_AUTO;
