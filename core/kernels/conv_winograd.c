@@ -1,16 +1,14 @@
 /* conv_winograd.c — Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions: weights
  * transformed once at load, then per (image, group, block of tiles) the input
- * transform, the 36 GEMMs (wino_gemm or cblas_sgemm) and the output transform
- * (see winograd.h). */
-#include <cblas.h>
+ * transform, the 36 GEMMs (wino_gemm, or wino_pgemm on packed operands for
+ * wider layers) and the output transform (see winograd.h). */
 #include <limits.h>
 
 #include "core/kernels/winograd.h"
 
-/* Bytes of V and M one block may take: both stay in the 512 KiB L2 for
- * narrow layers. Wider layers get a floor of 64 tiles: below it OpenBLAS
- * re-packs U too often for too few columns (256 channels at 28x28 ran 1.4x
- * slower with 32-tile blocks than with one 56-tile block). */
+/* Up to WINO_FUSED_MAX_CIN input channels: bytes of V and M one block may
+ * take, so both stay in the 512 KiB L2, with a floor of 64 tiles (set when
+ * the GEMMs were OpenBLAS's, which re-packed U too often below it). */
 #define WINO_BLOCK_BYTES (384 * 1024)
 #define WINO_BLOCK_MIN 64
 #define WINO_BLOCK_MAX 256
@@ -21,10 +19,22 @@
  * nearly half of its time zeroing M (beta = 0) and packing V and U, and M of
  * all output channels with V overflowed L2 (32 -> 64 channels at 56x56:
  * 1.37 -> 1.05 ms CPU per image). With more input channels each GEMM's K
- * rows of V lie on as many pages at a 36 * ld stride and OpenBLAS's packed
- * panels win (256 -> 256 at 28x28: 5.7 ms there, 10 ms unpacked). */
+ * rows of V lie on as many pages at a 36 * ld stride and packed panels win
+ * (256 -> 256 at 28x28: OpenBLAS 5.7 ms there, 10 ms unpacked). */
 #define WINO_FUSED_MAX_CIN 64
 #define WINO_FUSED_ROWS 32
+
+/* More input channels per group: packed operands (winograd.h, wino_pgemm).
+ * Each (image, group, block) runs in two parallel steps: the input
+ * transform, WINO_PACKED_CHANNELS channels a task, into V shared by the
+ * threads; then passes of WINO_PACKED_ROWS output channels, each its 36
+ * GEMMs (input channels in blocks of WINO_PACKED_KC, so a V panel stays in
+ * L1) and its output transform while its M rows are in L2. Splitting the
+ * threads over output channels keeps every GEMM as wide as the block. */
+#define WINO_PACKED_CHANNELS 8
+#define WINO_PACKED_ROWS 32
+#define WINO_PACKED_KC 256
+#define WINO_PACKED_BLOCK_MAX 128
 
 static bool winograd_supports(const conv_params *p)
 {
@@ -43,19 +53,26 @@ static const double wino_g[WINO_IN][3] = {
     {0.0, 0.0, 1.0},
 };
 
-/* packed: U as [group][xi][cout_g][cin_g], the A operand of each GEMM */
+static bool wino_packed_operands(int64_t cin_g) { return cin_g > WINO_FUSED_MAX_CIN; }
+
+/* U as [group][xi][cout_g][cin_g], the A operand of each GEMM, or with
+ * packed operands [group][panel][xi][cin_g][WINO_PU], the panels' rows past
+ * cout_g zero */
 static conv_status winograd_pack(const conv_params *p, const float *weight, const float *bias, void **packed,
                                  conv_error *err)
 {
     (void)bias;
     size_t cin_g = (size_t)(p->in_channels / p->groups), cout_g = (size_t)(p->out_channels / p->groups);
+    bool panels = wino_packed_operands((int64_t)cin_g);
+    size_t rows_g = panels ? (cout_g + WINO_PU - 1) / WINO_PU * WINO_PU : cout_g;
     size_t bytes;
-    if (!conv_size_mul((size_t)p->out_channels, cin_g, &bytes) || !conv_size_mul(bytes, WINO_POINTS, &bytes) ||
-        !conv_size_mul(bytes, sizeof(float), &bytes))
+    if (!conv_size_mul((size_t)p->groups, rows_g, &bytes) || !conv_size_mul(bytes, cin_g, &bytes) ||
+        !conv_size_mul(bytes, WINO_POINTS, &bytes) || !conv_size_mul(bytes, sizeof(float), &bytes))
         return conv_fail(err, CONV_LIMIT_EXCEEDED, "Winograd weights of %lld x %zu channels overflow",
                          (long long)p->out_channels, cin_g);
     float *u = conv_aligned_alloc(bytes);
     if (!u) return conv_fail(err, CONV_OUT_OF_MEMORY, "out of memory packing %zu bytes of Winograd weights", bytes);
+    if (panels) memset(u, 0, bytes);
     for (size_t oc = 0; oc < (size_t)p->out_channels; oc++) {
         size_t g = oc / cout_g, row = oc % cout_g;
         for (size_t ic = 0; ic < cin_g; ic++) {
@@ -67,7 +84,12 @@ static conv_status winograd_pack(const conv_params *p, const float *weight, cons
             for (int i = 0; i < WINO_IN; i++) {
                 for (int j = 0; j < WINO_IN; j++) {
                     double v = gk[i][0] * wino_g[j][0] + gk[i][1] * wino_g[j][1] + gk[i][2] * wino_g[j][2];
-                    u[((g * WINO_POINTS + (size_t)(i * WINO_IN + j)) * cout_g + row) * cin_g + ic] = (float)v;
+                    size_t xi = (size_t)(i * WINO_IN + j);
+                    if (panels)
+                        u[(((g * rows_g + row) / WINO_PU * WINO_POINTS + xi) * cin_g + ic) * WINO_PU + row % WINO_PU] =
+                            (float)v;
+                    else
+                        u[((g * WINO_POINTS + xi) * cout_g + row) * cin_g + ic] = (float)v;
                 }
             }
         }
@@ -85,11 +107,48 @@ typedef struct wino_layout {
     int64_t tiles_w, tiles;  /* per image */
     int64_t block, blocks;   /* tiles per block, blocks per image */
     size_t ld;               /* floats per V/M row */
-    int64_t fused_rows;      /* output channels per wino_gemm + output transform pass; 0: OpenBLAS */
+    int64_t fused_rows;      /* output channels per wino_gemm + output transform pass; 0: packed operands */
+    bool packed;             /* packed operands: V shared, then per thread a transform scratch and M */
+    size_t vx_stride;        /* packed: floats between transformed elements of V */
+    size_t shared_floats;    /* packed: V */
     size_t slice_floats;     /* per-thread workspace */
 } wino_layout;
 
 static int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
+
+static size_t align_floats(size_t floats)
+{
+    size_t per = CONV_ALIGNMENT / sizeof(float);
+    return (floats + per - 1) / per * per;
+}
+
+/* Packed operands: blocks of at most WINO_PACKED_BLOCK_MAX tiles, the same
+ * at any thread count and batch size (the threads share each block). */
+static bool wino_plan_packed(int64_t cin_g, int64_t cout_g, wino_layout *l)
+{
+    int64_t blocks = (l->tiles + WINO_PACKED_BLOCK_MAX - 1) / WINO_PACKED_BLOCK_MAX;
+    if (blocks < 1) blocks = 1;
+    l->block = round8((l->tiles + blocks - 1) / blocks);
+    if (l->block < WINO_LANES) l->block = WINO_LANES;
+    l->blocks = (l->tiles + l->block - 1) / l->block;
+    l->ld = (size_t)l->block + 8;
+    l->fused_rows = 0;
+    l->packed = true;
+    /* one cache line more than a whole number of them between elements:
+     * the copy into V writes all 36 in turn, and a multiple of 4 KiB would
+     * put them in the same cache sets */
+    size_t per_element, rows = (size_t)(cout_g < WINO_PACKED_ROWS ? cout_g : WINO_PACKED_ROWS);
+    rows = (rows + WINO_PU - 1) / WINO_PU * WINO_PU;
+    if (!conv_size_mul((size_t)cin_g, (size_t)l->block, &per_element)) return false;
+    l->vx_stride = align_floats(per_element) + CONV_ALIGNMENT / sizeof(float);
+    size_t scratch, m, floats;
+    if (!conv_size_mul(l->vx_stride, WINO_POINTS, &l->shared_floats) ||
+        !conv_size_mul(WINO_PACKED_CHANNELS * WINO_POINTS, l->ld, &scratch) ||
+        !conv_size_mul(rows * WINO_POINTS, l->ld, &m) || !conv_size_add(scratch, m, &floats))
+        return false;
+    l->slice_floats = align_floats(floats);
+    return true;
+}
 
 static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
                       wino_layout *l)
@@ -100,6 +159,9 @@ static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims
     size_t tiles;
     if (!conv_size_mul((size_t)tiles_h, (size_t)l->tiles_w, &tiles) || tiles > (size_t)INT_MAX) return false;
     l->tiles = (int64_t)tiles;
+    if (wino_packed_operands(cin_g)) return wino_plan_packed(cin_g, cout_g, l);
+    l->packed = false;
+    l->shared_floats = 0;
 
     int64_t most = WINO_BLOCK_BYTES / (WINO_POINTS * (int64_t)sizeof(float) * (cin_g + cout_g));
     most = most / 8 * 8;
@@ -126,9 +188,7 @@ static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims
     if (!conv_size_mul((size_t)cin_g, l->ld * WINO_POINTS, &v) ||
         !conv_size_mul((size_t)m_rows, l->ld * WINO_POINTS, &m) || !conv_size_add(v, m, &floats))
         return false;
-    floats = (floats + CONV_ALIGNMENT / sizeof(float) - 1) / (CONV_ALIGNMENT / sizeof(float)) *
-             (CONV_ALIGNMENT / sizeof(float));
-    l->slice_floats = floats;
+    l->slice_floats = align_floats(floats);
     return true;
 }
 
@@ -136,10 +196,10 @@ static bool winograd_workspace(const conv_params *p, const conv_dims *in, const 
                                size_t *bytes)
 {
     wino_layout l;
-    size_t per_thread;
+    size_t floats;
     if (threads < 1) threads = 1;
-    return wino_plan(p, in, out, threads, &l) && conv_size_mul(l.slice_floats, sizeof(float), &per_thread) &&
-           conv_size_mul(per_thread, (size_t)threads, bytes);
+    return wino_plan(p, in, out, threads, &l) && conv_size_mul(l.slice_floats, (size_t)threads, &floats) &&
+           conv_size_add(floats, l.shared_floats, &floats) && conv_size_mul(floats, sizeof(float), bytes);
 }
 
 typedef struct wino_job {
@@ -148,6 +208,8 @@ typedef struct wino_job {
     wino_input_fn input;
     wino_output_fn output;
     wino_gemm_fn gemm;
+    wino_pgemm_fn pgemm;
+    int64_t n, g, first, count; /* packed: the block being computed */
 } wino_job;
 
 static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int64_t g, int64_t first, int64_t count,
@@ -175,7 +237,7 @@ static void winograd_task(void *ctx, size_t task, int thread)
      * transforms' 36 rows were cin_g * ld or cout_g * ld floats apart, a power
      * of two (8 or 16 KiB for 32 -> 64 channels), so they shared cache sets
      * and the output transform stalled on its loads (a quarter of the run). */
-    float *v = (float *)a->workspace + (size_t)thread * l->slice_floats;
+    float *v = (float *)a->workspace + l->shared_floats + (size_t)thread * l->slice_floats;
     float *m = v + (size_t)cin_g * ld * WINO_POINTS;
 
     /* The block runs along tile rows; each row's part is one segment. */
@@ -196,14 +258,6 @@ static void winograd_task(void *ctx, size_t task, int thread)
     }
 
     const float *u = (const float *)a->packed + (size_t)g * WINO_POINTS * (size_t)(cout_g * cin_g);
-    if (!l->fused_rows) {
-        for (size_t xi = 0; xi < WINO_POINTS; xi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout_g, (int)count, (int)cin_g, 1.0f,
-                        u + xi * (size_t)(cout_g * cin_g), (int)cin_g, v + xi * ld, (int)(WINO_POINTS * ld), 0.0f,
-                        m + xi * ld, (int)(WINO_POINTS * ld));
-        winograd_outputs(job, m, n, g, first, count, 0, cout_g);
-        return;
-    }
     for (int64_t oc = 0; oc < cout_g; oc += l->fused_rows) {
         int64_t rows = cout_g - oc < l->fused_rows ? cout_g - oc : l->fused_rows;
         job->gemm(u + (size_t)(oc * cin_g), (size_t)(cout_g * cin_g), rows, cin_g, v, ld, count, m);
@@ -239,6 +293,90 @@ static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int
     }
 }
 
+/* Packed operands, step 1: V of input channels [c0, c0 + WINO_PACKED_CHANNELS)
+ * for the job's block, transformed into the thread's scratch, then copied
+ * into the shared V's panels (one run of the chunk's rows per panel). */
+static void winograd_packed_input_task(void *ctx, size_t task, int thread)
+{
+    const wino_job *job = ctx;
+    const conv_run_args *a = job->a;
+    const conv_params *p = a->params;
+    const wino_layout *l = &job->l;
+    int64_t cin_g = p->in_channels / p->groups;
+    int64_t c0 = (int64_t)task * WINO_PACKED_CHANNELS;
+    int64_t chunk = cin_g - c0 < WINO_PACKED_CHANNELS ? cin_g - c0 : WINO_PACKED_CHANNELS;
+    int64_t first = job->first, count = job->count, cols = round8(count);
+    size_t ld = l->ld;
+    float *shared = a->workspace;
+    float *scratch = shared + l->shared_floats + (size_t)thread * l->slice_floats;
+
+    for (int64_t c = 0; c < chunk; c++) {
+        const float *plane = a->input + ((job->n * p->in_channels + job->g * cin_g + c0 + c) * a->in.h) * a->in.w;
+        float *vc = scratch + (size_t)c * WINO_POINTS * ld;
+        for (int64_t t = first; t < first + count;) {
+            int64_t ty = t / l->tiles_w, tx = t % l->tiles_w;
+            int64_t seg = l->tiles_w - tx < first + count - t ? l->tiles_w - tx : first + count - t;
+            const float *rows[WINO_IN];
+            for (int r = 0; r < WINO_IN; r++) {
+                int64_t y = ty * WINO_OUT - p->pad_top + r;
+                rows[r] = y >= 0 && y < a->in.h ? plane + y * a->in.w : NULL;
+            }
+            job->input(rows, tx * WINO_OUT - p->pad_left, a->in.w, seg, vc + (size_t)(t - first), ld);
+            t += seg;
+        }
+        /* the GEMMs compute whole vectors; past the block's last tile they
+         * read zeros, not what an earlier block left */
+        if (cols > count)
+            for (size_t xi = 0; xi < WINO_POINTS; xi++)
+                memset(vc + xi * ld + (size_t)count, 0, (size_t)(cols - count) * sizeof(float));
+    }
+    for (size_t xi = 0; xi < WINO_POINTS; xi++) {
+        float *vx = shared + xi * l->vx_stride;
+        for (int64_t q = 0; q * WINO_PV * WINO_LANES < cols; q++) {
+            int64_t width = cols - q * WINO_PV * WINO_LANES;
+            if (width > WINO_PV * WINO_LANES) width = WINO_PV * WINO_LANES;
+            float *dst = vx + (size_t)(q * cin_g * WINO_PV * WINO_LANES) + (size_t)(c0 * width);
+            /* whole vectors (memcpy of 32-96 bytes became a slow rep movs) */
+            for (int64_t c = 0; c < chunk; c++) {
+                const float *src = scratch + ((size_t)c * WINO_POINTS + xi) * ld + (size_t)(q * WINO_PV * WINO_LANES);
+                for (int64_t j = 0; j < width; j += WINO_LANES) {
+                    wino_v8 x;
+                    WINO_LOAD(x, src + j);
+                    WINO_STORE(dst + c * width + j, x);
+                }
+            }
+        }
+    }
+}
+
+/* Packed operands, step 2: M = U V for output channels [oc0, oc0 +
+ * WINO_PACKED_ROWS) of the job's block, then their output transform. */
+static void winograd_packed_pass_task(void *ctx, size_t task, int thread)
+{
+    const wino_job *job = ctx;
+    const conv_run_args *a = job->a;
+    const conv_params *p = a->params;
+    const wino_layout *l = &job->l;
+    int64_t cin_g = p->in_channels / p->groups, cout_g = p->out_channels / p->groups;
+    int64_t oc0 = (int64_t)task * WINO_PACKED_ROWS;
+    int64_t rows = cout_g - oc0 < WINO_PACKED_ROWS ? cout_g - oc0 : WINO_PACKED_ROWS;
+    int64_t panels = (rows + WINO_PU - 1) / WINO_PU, vecs = round8(job->count) / WINO_LANES;
+    size_t ld = l->ld;
+    const float *v = a->workspace;
+    float *m = (float *)a->workspace + l->shared_floats + (size_t)thread * l->slice_floats +
+               (size_t)WINO_PACKED_CHANNELS * WINO_POINTS * ld;
+    size_t panel_stride = (size_t)WINO_POINTS * (size_t)cin_g * WINO_PU;
+    int64_t group_panels = (cout_g + WINO_PU - 1) / WINO_PU;
+    const float *u = (const float *)a->packed + (size_t)(job->g * group_panels + oc0 / WINO_PU) * panel_stride;
+    for (size_t xi = 0; xi < WINO_POINTS; xi++)
+        for (int64_t k0 = 0; k0 < cin_g; k0 += WINO_PACKED_KC) {
+            int64_t kc = cin_g - k0 < WINO_PACKED_KC ? cin_g - k0 : WINO_PACKED_KC;
+            job->pgemm(u + xi * (size_t)cin_g * WINO_PU, panel_stride, panels, v + xi * l->vx_stride, cin_g, k0, kc,
+                       vecs, k0 > 0, m + xi * ld, WINO_POINTS * ld);
+        }
+    winograd_outputs(job, m, job->n, job->g, job->first, job->count, oc0, rows);
+}
+
 void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2)
 {
     const conv_params *p = a->params;
@@ -247,8 +385,23 @@ void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2)
     job.input = avx2 ? wino_input_avx2 : wino_input_generic;
     job.output = avx2 ? wino_output_avx2 : wino_output_generic;
     job.gemm = avx2 ? wino_gemm_avx2 : wino_gemm_generic;
+    job.pgemm = avx2 ? wino_pgemm_avx2 : wino_pgemm_generic;
     /* cannot fail: workspace_size succeeded with the same arguments */
     if (!wino_plan(p, &a->in, &a->out, conv_threadpool_size(a->pool), &job.l)) return;
+    if (job.l.packed) {
+        int64_t cin_g = p->in_channels / p->groups, cout_g = p->out_channels / p->groups;
+        size_t chunks = (size_t)((cin_g + WINO_PACKED_CHANNELS - 1) / WINO_PACKED_CHANNELS);
+        size_t passes = (size_t)((cout_g + WINO_PACKED_ROWS - 1) / WINO_PACKED_ROWS);
+        for (job.n = 0; job.n < a->in.n; job.n++)
+            for (job.g = 0; job.g < p->groups; job.g++)
+                for (int64_t block = 0; block < job.l.blocks; block++) {
+                    job.first = block * job.l.block;
+                    job.count = job.l.tiles - job.first < job.l.block ? job.l.tiles - job.first : job.l.block;
+                    conv_parallel_for(a->pool, chunks, winograd_packed_input_task, &job);
+                    conv_parallel_for(a->pool, passes, winograd_packed_pass_task, &job);
+                }
+        return;
+    }
     conv_parallel_for(a->pool, (size_t)(a->in.n * p->groups * job.l.blocks), winograd_task, &job);
 }
 
@@ -264,6 +417,12 @@ void wino_gemm_generic(const float *u, size_t u_xi_stride, int64_t rows, int64_t
                        int64_t tiles, float *m)
 {
     wino_gemm_impl(u, u_xi_stride, rows, cin, v, ld, tiles, m);
+}
+
+void wino_pgemm_generic(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin,
+                        int64_t k0, int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms)
+{
+    wino_pgemm_impl(u, u_panel_stride, panels, v, cin, k0, kc, vecs, accumulate, m, ms);
 }
 
 void wino_output_generic(const float *m, size_t xi_stride, int64_t tiles, float bias, conv_activation act,

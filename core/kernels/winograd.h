@@ -78,6 +78,27 @@ void wino_gemm_generic(const float *u, size_t u_xi_stride, int64_t rows, int64_t
 void wino_gemm_avx2(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
                     int64_t tiles, float *m);
 
+/* Wider layers (more than WINO_FUSED_MAX_CIN input channels per group) run
+ * on packed operands instead: U as panels of WINO_PU output channels,
+ * [panel][xi][cin][WINO_PU], packed once at load; V as panels of up to
+ * WINO_PV tile vectors, [xi][panel][cin][8 * vectors of the panel], packed
+ * per block from the transforms' output. A register tile then reads both
+ * operands as contiguous streams, the V panel (cin x 24 floats) from L1. */
+#define WINO_PU 4
+#define WINO_PV 3
+
+/* M rows [0, panels * WINO_PU) at one transformed element, over input
+ * channels [k0, k0 + kc) of V's cin: m[r * ms + t] (+)= sum_c
+ * u[(r / 4) * u_panel_stride + c * 4 + r % 4] * V[c][t] for t < 8 * vecs;
+ * v is V at this element (panel q at v + q * cin * 24), u U at this element
+ * and channel 0 of panel 0. Adds to m when accumulate, else overwrites it. */
+typedef void (*wino_pgemm_fn)(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin,
+                              int64_t k0, int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
+void wino_pgemm_generic(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin,
+                        int64_t k0, int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
+void wino_pgemm_avx2(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
+                     int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
+
 /* conv_kernel_winograd.run with the AVX2 transforms allowed or not (tests run
  * the portable transforms on machines that have AVX2 through this). */
 void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2);
@@ -102,6 +123,17 @@ typedef float wino_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 static inline void wino_load_clipped(wino_v8 *v, const float *row, int64_t start, int64_t width)
 {
 #ifdef __AVX2__
+    /* masked loads are slow on AMD (a row's step of 40 columns spent half
+     * the input transform in five of them): only a vector that straddles an
+     * edge takes one */
+    if (start >= 0 && start + WINO_LANES <= width) {
+        WINO_LOAD(*v, row + start);
+        return;
+    }
+    if (start >= width || start + WINO_LANES <= 0) {
+        *v = (wino_v8){0};
+        return;
+    }
     /* lanes [lo, hi) hold row columns */
     int64_t lo = start < 0 ? -start : 0, hi = width - start;
     if (lo > WINO_LANES) lo = WINO_LANES;
@@ -312,6 +344,69 @@ static inline void wino_gemm_impl(const float *u, size_t u_xi_stride, int64_t ro
                 default: break;
                 }
             }
+        }
+    }
+}
+
+/* NP U panels (4 NP rows) x NV vectors of one V panel (8 NV floats a row),
+ * kc channels: 4 x 3 or 8 x 1 accumulators, one broadcast and NV loads. */
+static inline __attribute__((always_inline)) void wino_ptile(int NP, int NV, const float *u, size_t ups,
+                                                             const float *v, int64_t kc, bool accumulate, float *m,
+                                                             size_t ms)
+{
+    wino_v8 acc[8][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < 4 * NP; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < NV; j++) {
+            if (accumulate)
+                WINO_LOAD(acc[r][j], m + (size_t)r * ms + (size_t)(WINO_LANES * j));
+            else
+                acc[r][j] = (wino_v8){0};
+        }
+    for (int64_t c = 0; c < kc; c++) {
+        wino_v8 b[3];
+#pragma GCC unroll 3
+        for (int j = 0; j < NV; j++) WINO_LOAD(b[j], v + (size_t)c * (size_t)(WINO_LANES * NV) + (size_t)(WINO_LANES * j));
+#pragma GCC unroll 2
+        for (int p = 0; p < NP; p++)
+#pragma GCC unroll 4
+            for (int r = 0; r < WINO_PU; r++) {
+                float a = u[(size_t)p * ups + (size_t)c * WINO_PU + (size_t)r];
+#pragma GCC unroll 3
+                for (int j = 0; j < NV; j++) acc[p * WINO_PU + r][j] += a * b[j];
+            }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 4 * NP; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < NV; j++) WINO_STORE(m + (size_t)r * ms + (size_t)(WINO_LANES * j), acc[r][j]);
+}
+
+static inline void wino_pgemm_impl(const float *u, size_t u_panel_stride, int64_t panels, const float *v,
+                                   int64_t cin, int64_t k0, int64_t kc, int64_t vecs, bool accumulate, float *m,
+                                   size_t ms)
+{
+    const float *uk = u + (size_t)k0 * WINO_PU;
+    for (int64_t q = 0; q * WINO_PV < vecs; q++) {
+        int64_t nv = vecs - q * WINO_PV < WINO_PV ? vecs - q * WINO_PV : WINO_PV;
+        /* the V panel stays in L1 while every U panel passes over it */
+        const float *vq = v + (size_t)q * (size_t)cin * (WINO_LANES * WINO_PV) + (size_t)k0 * (size_t)(WINO_LANES * nv);
+        float *mq = m + (size_t)q * (WINO_LANES * WINO_PV);
+        int64_t p = 0;
+        if (nv == 1) /* one vector: two panels at once, for 8 independent sums */
+            for (; p + 2 <= panels; p += 2)
+                wino_ptile(2, 1, uk + (size_t)p * u_panel_stride, u_panel_stride, vq, kc, accumulate,
+                           mq + (size_t)p * WINO_PU * ms, ms);
+        for (; p < panels; p++) {
+            const float *up = uk + (size_t)p * u_panel_stride;
+            float *mp = mq + (size_t)p * WINO_PU * ms;
+            if (nv == 3)
+                wino_ptile(1, 3, up, u_panel_stride, vq, kc, accumulate, mp, ms);
+            else if (nv == 2)
+                wino_ptile(1, 2, up, u_panel_stride, vq, kc, accumulate, mp, ms);
+            else
+                wino_ptile(1, 1, up, u_panel_stride, vq, kc, accumulate, mp, ms);
         }
     }
 }

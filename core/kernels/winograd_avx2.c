@@ -23,3 +23,9 @@ void wino_gemm_avx2(const float *u, size_t u_xi_stride, int64_t rows, int64_t ci
 {
     wino_gemm_impl(u, u_xi_stride, rows, cin, v, ld, tiles, m);
 }
+
+void wino_pgemm_avx2(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
+                     int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms)
+{
+    wino_pgemm_impl(u, u_panel_stride, panels, v, cin, k0, kc, vecs, accumulate, m, ms);
+}

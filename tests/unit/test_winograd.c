@@ -175,7 +175,7 @@ static void test_blocks_split_tile_rows(void **state)
 /* wino_gemm's passes (up to 64 input channels per group): output channels
  * past one pass of 32 and not a multiple of its 4-row tiles, tile counts
  * that end in a 1- and 2-vector step, groups, and 65 input channels on the
- * OpenBLAS side of the switch. */
+ * packed side of the switch. */
 static void test_gemm_passes_and_edges(void **state)
 {
     (void)state;
@@ -184,12 +184,38 @@ static void test_gemm_passes_and_edges(void **state)
     const wcase cases[] = {
         {2, 20, 37, 1, 13, 29, 1, 1, 1, 1, true, CONV_ACT_NONE},  /* 32 + 5 rows, 4 x 8 tiles a row */
         {1, 64, 70, 1, 23, 45, 1, 1, 1, 1, true, CONV_ACT_RELU6}, /* 64 channels: still wino_gemm */
-        {1, 130, 66, 2, 9, 19, 1, 1, 1, 1, false, CONV_ACT_RELU}, /* 65 per group: OpenBLAS */
+        {1, 130, 66, 2, 9, 19, 1, 1, 1, 1, false, CONV_ACT_RELU}, /* 65 per group: packed operands */
         {3, 9, 33, 3, 8, 8, 0, 0, 0, 0, true, CONV_ACT_NONE},     /* 11 rows per group, one tile */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int isa = 0; isa < 2; isa++) expect_close(&cases[i], isa ? pool : NULL, isa, TOLERANCE);
     conv_threadpool_destroy(pool);
+}
+
+/* Packed operands (more than 64 input channels per group): output channels
+ * past one pass of 32 and not a multiple of the 4-row panels, input channels
+ * not a multiple of the 8-channel transform tasks and past one K block of
+ * 256, tile counts whose last V panel holds 1, 2 or 3 vectors, maps of
+ * several blocks, groups, batches, 1 to 3 threads. */
+static void test_packed_operands(void **state)
+{
+    (void)state;
+    const wcase cases[] = {
+        {1, 65, 37, 1, 13, 29, 1, 1, 1, 1, true, CONV_ACT_NONE},   /* 4 x 8 tiles: last panel 2 vectors */
+        {2, 100, 70, 1, 9, 9, 1, 1, 1, 1, true, CONV_ACT_RELU6},   /* 9 tiles: 2 vectors, one panel */
+        {1, 300, 9, 1, 11, 14, 0, 1, 2, 0, true, CONV_ACT_RELU},   /* K blocks 256 + 44 */
+        {1, 72, 5, 1, 50, 50, 1, 1, 1, 1, false, CONV_ACT_NONE},   /* 169 tiles: blocks of 88 and 81 */
+        {2, 196, 66, 2, 16, 24, 1, 1, 1, 1, true, CONV_ACT_NONE},  /* 98 per group, 24 tiles: 1 panel of 3 */
+        {1, 130, 4, 1, 28, 28, 1, 1, 1, 1, true, CONV_ACT_RELU},   /* 49 tiles: last panel 1 vector */
+        {1, 67, 3, 1, 3, 3, 0, 0, 0, 0, false, CONV_ACT_NONE},     /* one output pixel */
+    };
+    for (int threads = 1; threads <= 3; threads++) {
+        conv_threadpool *pool;
+        assert_int_equal(conv_threadpool_create(threads, &pool, NULL), CONV_OK);
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            for (int isa = 0; isa < 2; isa++) expect_close(&cases[i], pool, isa, TOLERANCE);
+        conv_threadpool_destroy(pool);
+    }
 }
 
 /* The largest relative error per channel count, on random data in [-1, 1). */
@@ -263,10 +289,15 @@ static void test_supports_and_workspace_limits(void **state)
     /* a tile count past int range, and channel counts whose V overflows size_t */
     conv_dims huge_in = {1, 16, (int64_t)1 << 40, (int64_t)1 << 40}, huge_out = huge_in;
     assert_false(kernel->workspace_size(&p, &huge_in, &huge_out, 1, &bytes));
+    /* wide layers share V between the threads: what a thread adds does
+     * not grow with the channel count */
     conv_params wide = p;
     wide.in_channels = wide.out_channels = (int64_t)1 << 24;
     assert_true(kernel->supports(&wide));
-    assert_false(kernel->workspace_size(&wide, &in, &out, (int)1 << 30, &bytes));
+    size_t one, two;
+    assert_true(kernel->workspace_size(&wide, &in, &out, 1, &one));
+    assert_true(kernel->workspace_size(&wide, &in, &out, 2, &two));
+    assert_true(two > one && two - one < ((size_t)1 << 20));
 }
 
 /* ------------------------------------------------- through the model API */
@@ -428,12 +459,13 @@ static float *run_winograd(const conv_params *p, const void *packed, const float
  * batch of N images must equal N single-image runs exactly (the V and M
  * layouts and the block split may not depend on N). The server runs one
  * thread per job by default, so that is the case that must hold; a 56x56
- * map has several blocks per image and a partial last block. */
-static void test_batch_equals_single_images(void **state)
+ * map has several blocks per image and a partial last block. With packed
+ * operands (96 channels) the threads share each block, so there it holds
+ * at any thread count too. */
+static void batch_equals_single_images(int64_t cin, int64_t cout, conv_threadpool *pool)
 {
-    (void)state;
     conv_params p = {
-        .in_channels = 32, .out_channels = 64, .groups = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1,
+        .in_channels = cin, .out_channels = cout, .groups = 1, .kernel_h = 3, .kernel_w = 3, .stride_h = 1,
         .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
         .pad_right = 1, .activation = CONV_ACT_RELU,
     };
@@ -447,19 +479,29 @@ static void test_batch_equals_single_images(void **state)
     size_t in_image = (size_t)(p.in_channels * h * w), out_image = (size_t)(p.out_channels * h * w);
     for (int isa = 0; isa < 2; isa++) {
         conv_dims in = {batch, p.in_channels, h, w}, out = {batch, p.out_channels, h, w};
-        float *all = run_winograd(&p, packed, bias, input, in, out, NULL, isa);
+        float *all = run_winograd(&p, packed, bias, input, in, out, pool, isa);
         in.n = out.n = 1;
         for (int64_t n = 0; n < batch; n++) {
             float *one = run_winograd(&p, packed, bias, input + (size_t)n * in_image, in, out, NULL, isa);
             if (memcmp(one, all + (size_t)n * out_image, out_image * sizeof *one))
-                fail_msg("image %lld of a batch of %lld differs from its run alone (avx2 %d)", (long long)n,
-                         (long long)batch, isa);
+                fail_msg("%lld->%lld: image %lld of a batch of %lld differs from its run alone (avx2 %d)",
+                         (long long)cin, (long long)cout, (long long)n, (long long)batch, isa);
             free(one);
         }
         free(all);
     }
     kernel->release(packed);
     free(weight), free(bias), free(input);
+}
+
+static void test_batch_equals_single_images(void **state)
+{
+    (void)state;
+    batch_equals_single_images(32, 64, NULL);
+    conv_threadpool *pool;
+    assert_int_equal(conv_threadpool_create(2, &pool, NULL), CONV_OK);
+    batch_equals_single_images(96, 40, pool);
+    conv_threadpool_destroy(pool);
 }
 
 int main(void)
@@ -469,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_asymmetric_padding_and_activations),
         cmocka_unit_test(test_blocks_split_tile_rows),
         cmocka_unit_test(test_gemm_passes_and_edges),
+        cmocka_unit_test(test_packed_operands),
         cmocka_unit_test(test_nan_passes_activation),
         cmocka_unit_test(test_error_by_channel_count),
         cmocka_unit_test(test_every_small_map),
