@@ -123,9 +123,9 @@ typedef float wino_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 static inline void wino_load_clipped(wino_v8 *v, const float *row, int64_t start, int64_t width)
 {
 #ifdef __AVX2__
-    /* masked loads are slow on AMD (a row's step of 40 columns spent half
-     * the input transform in five of them): only a vector that straddles an
-     * edge takes one */
+    /* masked loads are slow on AMD (five of them a row spent half of the
+     * input transform of a 28-wide map): whole vectors load or clear, and
+     * one that straddles one edge is a plain load moved by a lane permute */
     if (start >= 0 && start + WINO_LANES <= width) {
         WINO_LOAD(*v, row + start);
         return;
@@ -134,12 +134,22 @@ static inline void wino_load_clipped(wino_v8 *v, const float *row, int64_t start
         *v = (wino_v8){0};
         return;
     }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    if (width >= WINO_LANES && (start >= 0 || start + WINO_LANES <= width)) {
+        /* the row's first or last eight columns; lanes outside it cleared */
+        int64_t base = start < 0 ? 0 : width - WINO_LANES;
+        __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(start - base)));
+        __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
+                                         _mm256_cmpgt_epi32(_mm256_set1_epi32(WINO_LANES), idx));
+        __m256 x = _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + base), idx);
+        *v = (wino_v8)_mm256_and_ps(x, _mm256_castsi256_ps(in));
+        return;
+    }
     /* lanes [lo, hi) hold row columns */
     int64_t lo = start < 0 ? -start : 0, hi = width - start;
     if (lo > WINO_LANES) lo = WINO_LANES;
     if (hi > WINO_LANES) hi = WINO_LANES;
     if (hi < lo) hi = lo;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lane),
                                      _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lane));
     *v = (wino_v8)_mm256_maskload_ps(row + start, in);
