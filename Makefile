@@ -32,6 +32,9 @@ PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
+# the thread pool under ThreadSanitizer: its own binary (TSan cannot share one
+# with the SAN=1 build's AddressSanitizer), run with the other tests
+TSAN_BIN := $(BUILD)/tests/test_threadpool_tsan
 
 # Kernels for an instruction set are named after it and compiled for it;
 # the dispatch table picks them at run time only where the CPU has it.
@@ -71,6 +74,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libconvtest.a $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libconvtest.a $(LIBS) $(LDLIBS) -lcmocka
 
+$(TSAN_BIN): tests/tsan/test_threadpool_tsan.c core/threadpool.c core/status.c core/conv.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -Wall -Wextra -Werror -O1 -g -pthread -fsanitize=thread -o $@ $(filter %.c,$^)
+
 # the tritonclient test (tests/cli/test_v2_client.sh) makes a venv and checks
 # outputs with torch: make test alone must bring those too on a fresh machine
 TEST_PKGS := python3-venv python3-numpy python3-torch
@@ -81,10 +88,10 @@ test:
 	$(MAKE) --no-print-directory -j$(JOBS) build-tests
 	$(MAKE) --no-print-directory unit
 
-build-tests: $(BUILD)/convd $(TEST_BIN)
+build-tests: $(BUILD)/convd $(TEST_BIN) $(TSAN_BIN)
 
 # the suites without the dependency check (what test runs after deps)
-unit: $(BUILD)/convd $(TEST_BIN)
+unit: $(BUILD)/convd $(TEST_BIN) $(TSAN_BIN)
 	@tests/run-tests.sh $(BUILD)
 
 run: deps $(BUILD)/convd

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -688,6 +689,48 @@ static void test_threadpool_runs_each_index_once(void **state)
     assert_int_equal(conv_threadpool_create(0, &pool, NULL), CONV_INVALID_PARAMETER);
 }
 
+/* Jobs back to back, of varying sizes, with pauses longer than the workers'
+ * spin now and then: a worker that arrives late to a finished job must not
+ * run an index of the next one (each index exactly once), and workers that
+ * went to sleep must wake for the next job. */
+typedef struct spin_ctx {
+    int hits[64];
+    unsigned work;
+} spin_ctx;
+
+static void spin_task(void *ctx, size_t i, int thread)
+{
+    (void)thread;
+    spin_ctx *c = ctx;
+    volatile float sink = 1.0f;
+    for (unsigned k = 0; k < c->work; k++) sink = sink * 1.0000001f;
+    __atomic_add_fetch(&c->hits[i], 1, __ATOMIC_RELAXED);
+}
+
+static void test_threadpool_back_to_back_jobs(void **state)
+{
+    (void)state;
+    uint32_t lcg = 12345;
+    for (int threads = 2; threads <= 4; threads++) {
+        conv_threadpool *pool;
+        assert_int_equal(conv_threadpool_create(threads, &pool, NULL), CONV_OK);
+        for (int job = 0; job < 4000; job++) {
+            lcg = lcg * 1664525u + 1013904223u;
+            spin_ctx c;
+            memset(&c, 0, sizeof c);
+            size_t n = (lcg >> 8) % 64 + 1;
+            c.work = (lcg >> 20) % 4 == 0 ? (lcg >> 4) % 2000 : 0;
+            if (job % 400 == 399) {
+                struct timespec pause = {0, 300 * 1000};
+                nanosleep(&pause, NULL);
+            }
+            conv_parallel_for(pool, n, spin_task, &c);
+            for (size_t i = 0; i < 64; i++) assert_int_equal(c.hits[i], i < n ? 1 : 0);
+        }
+        conv_threadpool_destroy(pool);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_fused_pair_statistics),
         cmocka_unit_test(test_overflowing_shapes),
         cmocka_unit_test(test_threadpool_runs_each_index_once),
+        cmocka_unit_test(test_threadpool_back_to_back_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
