@@ -111,6 +111,8 @@ typedef struct wino_layout {
     bool packed;             /* packed operands: V shared, then per thread a transform scratch and M */
     size_t vx_stride;        /* packed: floats between transformed elements of V */
     size_t shared_floats;    /* packed: V */
+    bool mosaic;             /* packed: the mosaic planes built per channel (wino_mosaic_io) */
+    size_t mosaic_in, mosaic_out; /* their offsets in a thread's slice */
     size_t slice_floats;     /* per-thread workspace */
 } wino_layout;
 
@@ -124,7 +126,8 @@ static size_t align_floats(size_t floats)
 
 /* Packed operands: blocks of at most WINO_PACKED_BLOCK_MAX tiles, the same
  * at any thread count and batch size (the threads share each block). */
-static bool wino_plan_packed(int64_t cin_g, int64_t cout_g, wino_layout *l)
+static bool wino_plan_packed(int64_t cin_g, int64_t cout_g, const conv_dims *in, const conv_dims *out, bool mosaic,
+                             wino_layout *l)
 {
     int64_t blocks = (l->tiles + WINO_PACKED_BLOCK_MAX - 1) / WINO_PACKED_BLOCK_MAX;
     if (blocks < 1) blocks = 1;
@@ -146,11 +149,24 @@ static bool wino_plan_packed(int64_t cin_g, int64_t cout_g, wino_layout *l)
         !conv_size_mul(WINO_PACKED_CHANNELS * WINO_POINTS, l->ld, &scratch) ||
         !conv_size_mul(rows * WINO_POINTS, l->ld, &m) || !conv_size_add(scratch, m, &floats))
         return false;
-    l->slice_floats = align_floats(floats);
+    floats = align_floats(floats);
+    /* with several blocks each would gather every plane again */
+    l->mosaic = mosaic && l->blocks == 1;
+    if (l->mosaic) {
+        size_t in_plane, out_plane;
+        if (!conv_size_mul((size_t)in->h, (size_t)in->w, &in_plane) ||
+            !conv_size_mul((size_t)out->h, (size_t)out->w, &out_plane))
+            return false;
+        l->mosaic_in = floats;
+        if (!conv_size_add(floats, align_floats(in_plane), &floats)) return false;
+        l->mosaic_out = floats;
+        if (!conv_size_add(floats, align_floats(out_plane), &floats)) return false;
+    }
+    l->slice_floats = floats;
     return true;
 }
 
-static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads, bool mosaic,
                       wino_layout *l)
 {
     int64_t cin_g = p->in_channels / p->groups, cout_g = p->out_channels / p->groups;
@@ -159,8 +175,8 @@ static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims
     size_t tiles;
     if (!conv_size_mul((size_t)tiles_h, (size_t)l->tiles_w, &tiles) || tiles > (size_t)INT_MAX) return false;
     l->tiles = (int64_t)tiles;
-    if (wino_packed_operands(cin_g)) return wino_plan_packed(cin_g, cout_g, l);
-    l->packed = false;
+    if (wino_packed_operands(cin_g)) return wino_plan_packed(cin_g, cout_g, in, out, mosaic, l);
+    l->packed = l->mosaic = false;
     l->shared_floats = 0;
 
     int64_t most = WINO_BLOCK_BYTES / (WINO_POINTS * (int64_t)sizeof(float) * (cin_g + cout_g));
@@ -192,14 +208,29 @@ static bool wino_plan(const conv_params *p, const conv_dims *in, const conv_dims
     return true;
 }
 
-static bool winograd_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
-                               size_t *bytes)
+static bool wino_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads, bool mosaic,
+                           bool *per_channel, size_t *bytes)
 {
     wino_layout l;
     size_t floats;
     if (threads < 1) threads = 1;
-    return wino_plan(p, in, out, threads, &l) && conv_size_mul(l.slice_floats, (size_t)threads, &floats) &&
-           conv_size_add(floats, l.shared_floats, &floats) && conv_size_mul(floats, sizeof(float), bytes);
+    if (!wino_plan(p, in, out, threads, mosaic, &l)) return false;
+    *per_channel = l.mosaic;
+    return conv_size_mul(l.slice_floats, (size_t)threads, &floats) && conv_size_add(floats, l.shared_floats, &floats) &&
+           conv_size_mul(floats, sizeof(float), bytes);
+}
+
+static bool winograd_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                               size_t *bytes)
+{
+    bool per_channel;
+    return wino_workspace(p, in, out, threads, false, &per_channel, bytes);
+}
+
+bool conv_winograd_mosaic_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                                    bool *per_channel, size_t *bytes)
+{
+    return wino_workspace(p, in, out, threads, true, per_channel, bytes);
 }
 
 typedef struct wino_job {
@@ -210,10 +241,11 @@ typedef struct wino_job {
     wino_gemm_fn gemm;
     wino_pgemm_fn pgemm;
     int64_t n, g, first, count; /* packed: the block being computed */
+    const wino_mosaic_io *io;   /* when l.mosaic */
 } wino_job;
 
 static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int64_t g, int64_t first, int64_t count,
-                             int64_t oc0, int64_t rows);
+                             int64_t oc0, int64_t rows, int thread);
 
 /* One (image, group, block): V = B^T d B for the block's tiles of every
  * input channel, M = U V per transformed element, Y = A^T M A into the output. */
@@ -261,22 +293,25 @@ static void winograd_task(void *ctx, size_t task, int thread)
     for (int64_t oc = 0; oc < cout_g; oc += l->fused_rows) {
         int64_t rows = cout_g - oc < l->fused_rows ? cout_g - oc : l->fused_rows;
         job->gemm(u + (size_t)(oc * cin_g), (size_t)(cout_g * cin_g), rows, cin_g, v, ld, count, m);
-        winograd_outputs(job, m, n, g, first, count, oc, rows);
+        winograd_outputs(job, m, n, g, first, count, oc, rows, thread);
     }
 }
 
 /* Y for output channels [oc0, oc0 + rows) of group g, whose M rows start at m. */
 static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int64_t g, int64_t first, int64_t count,
-                             int64_t oc0, int64_t rows)
+                             int64_t oc0, int64_t rows, int thread)
 {
     const conv_run_args *a = job->a;
     const conv_params *p = a->params;
     const wino_layout *l = &job->l;
     int64_t cout_g = p->out_channels / p->groups;
     size_t ld = l->ld;
+    float *mosaic = l->mosaic ? (float *)a->workspace + l->shared_floats + (size_t)thread * l->slice_floats +
+                                    l->mosaic_out
+                              : NULL;
     for (int64_t oc = oc0; oc < oc0 + rows; oc++) {
         int64_t channel = g * cout_g + oc;
-        float *plane = a->output + ((n * p->out_channels + channel) * a->out.h) * a->out.w;
+        float *plane = mosaic ? mosaic : a->output + ((n * p->out_channels + channel) * a->out.h) * a->out.w;
         float bias = a->bias ? a->bias[channel] : 0.0f;
         for (int64_t t = first; t < first + count;) {
             int64_t ty = t / l->tiles_w, tx = t % l->tiles_w;
@@ -290,6 +325,7 @@ static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int
                         p->activation, out_rows, tx * WINO_OUT, a->out.w);
             t += seg;
         }
+        if (mosaic) job->io->scatter(job->io->ctx, n, channel, mosaic);
     }
 }
 
@@ -311,11 +347,19 @@ static void winograd_packed_input_task(void *ctx, size_t task, int thread)
     float *scratch = shared + l->shared_floats + (size_t)thread * l->slice_floats;
 
     for (int64_t c = 0; c < chunk; c++) {
-        const float *plane = a->input + ((job->n * p->in_channels + job->g * cin_g + c0 + c) * a->in.h) * a->in.w;
+        int64_t channel = job->g * cin_g + c0 + c;
+        const float *plane;
+        if (l->mosaic) {
+            float *mosaic = scratch + l->mosaic_in;
+            job->io->gather(job->io->ctx, job->n, channel, mosaic);
+            plane = mosaic;
+        } else {
+            plane = a->input + ((job->n * p->in_channels + channel) * a->in.h) * a->in.w;
+        }
         float *vc = scratch + (size_t)c * WINO_POINTS * ld;
         /* the next plane is read from L3 while this one is transformed (the
          * loads of a cold plane were a third of the input transform) */
-        if (c + 1 < chunk) {
+        if (c + 1 < chunk && !l->mosaic) {
             const char *next = (const char *)(plane + a->in.h * a->in.w);
             size_t bytes = (size_t)(a->in.h * a->in.w) * sizeof(float);
             if (bytes > 16384) bytes = 16384;
@@ -382,20 +426,20 @@ static void winograd_packed_pass_task(void *ctx, size_t task, int thread)
             job->pgemm(u + xi * (size_t)cin_g * WINO_PU, panel_stride, panels, v + xi * l->vx_stride, cin_g, k0, kc,
                        vecs, k0 > 0, m + xi * ld, WINO_POINTS * ld);
         }
-    winograd_outputs(job, m, job->n, job->g, job->first, job->count, oc0, rows);
+    winograd_outputs(job, m, job->n, job->g, job->first, job->count, oc0, rows, thread);
 }
 
-void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2)
+static void winograd_run_job(const conv_run_args *a, bool allow_avx2, const wino_mosaic_io *io)
 {
     const conv_params *p = a->params;
-    wino_job job = {.a = a};
+    wino_job job = {.a = a, .io = io};
     bool avx2 = allow_avx2 && conv_cpu()->avx2_fma;
     job.input = avx2 ? wino_input_avx2 : wino_input_generic;
     job.output = avx2 ? wino_output_avx2 : wino_output_generic;
     job.gemm = avx2 ? wino_gemm_avx2 : wino_gemm_generic;
     job.pgemm = avx2 ? wino_pgemm_avx2 : wino_pgemm_generic;
     /* cannot fail: workspace_size succeeded with the same arguments */
-    if (!wino_plan(p, &a->in, &a->out, conv_threadpool_size(a->pool), &job.l)) return;
+    if (!wino_plan(p, &a->in, &a->out, conv_threadpool_size(a->pool), io != NULL, &job.l)) return;
     if (job.l.packed) {
         int64_t cin_g = p->in_channels / p->groups, cout_g = p->out_channels / p->groups;
         size_t chunks = (size_t)((cin_g + WINO_PACKED_CHANNELS - 1) / WINO_PACKED_CHANNELS);
@@ -412,6 +456,10 @@ void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2)
     }
     conv_parallel_for(a->pool, (size_t)(a->in.n * p->groups * job.l.blocks), winograd_task, &job);
 }
+
+void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2) { winograd_run_job(a, allow_avx2, NULL); }
+
+void conv_winograd_run_mosaic(const conv_run_args *a, const wino_mosaic_io *io) { winograd_run_job(a, true, io); }
 
 static void winograd_run(const conv_run_args *a) { conv_winograd_run_isa(a, true); }
 

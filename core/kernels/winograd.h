@@ -99,6 +99,24 @@ void wino_pgemm_generic(const float *u, size_t u_panel_stride, int64_t panels, c
 void wino_pgemm_avx2(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
                      int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
 
+/* A dilated convolution runs as a dilation-1 one on the mosaic of its
+ * dilation phases (conv_winograd_phased.c). With packed operands and one
+ * block per image, the kernel builds the mosaic one channel at a time in
+ * the thread's scratch instead of reading a whole mosaic tensor: gather
+ * writes input channel c of image n as its mosaic plane (the inner
+ * convolution's in.h x in.w), scatter takes output channel c's mosaic
+ * plane (out.h x out.w) to where it belongs; a->input and a->output are
+ * not used. per_channel says whether this convolution runs that way; the
+ * workspace is for that mode. */
+typedef struct wino_mosaic_io {
+    void (*gather)(const void *ctx, int64_t n, int64_t c, float *plane);
+    void (*scatter)(const void *ctx, int64_t n, int64_t c, const float *plane);
+    const void *ctx;
+} wino_mosaic_io;
+bool conv_winograd_mosaic_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                                    bool *per_channel, size_t *bytes);
+void conv_winograd_run_mosaic(const conv_run_args *a, const wino_mosaic_io *io);
+
 /* conv_kernel_winograd.run with the AVX2 transforms allowed or not (tests run
  * the portable transforms on machines that have AVX2 through this). */
 void conv_winograd_run_isa(const conv_run_args *a, bool allow_avx2);

@@ -436,6 +436,41 @@ static void test_model_cases(void **state)
     }
 }
 
+/* Dilated wide layers: with one block of tiles per image the kernel builds
+ * each channel's phase mosaic in its scratch (wino_mosaic_io); a larger
+ * map (several blocks) goes through whole mosaic tensors. Both against the
+ * direct kernel: dilations 2, 3 and (2, 3), asymmetric maps, batches,
+ * bias, a fused ReLU, 1 to 3 threads. */
+static void test_dilated_wide_layers(void **state)
+{
+    (void)state;
+    conv_layer_spec relu;
+    conv_layer_spec_init(&relu, CONV_LAYER_RELU);
+    struct {
+        int64_t n, cin, cout, dh, dw, ph, pw, h, w;
+        bool bias;
+        const conv_layer_spec *act;
+    } cases[] = {
+        {2, 72, 40, 2, 2, 2, 2, 33, 33, true, NULL},    /* per channel */
+        {1, 96, 9, 3, 3, 1, 1, 17, 20, false, &relu},   /* per channel, narrower padding */
+        {1, 80, 33, 2, 3, 2, 3, 15, 22, true, NULL},    /* per channel, two dilations */
+        {2, 70, 8, 2, 2, 2, 2, 60, 60, true, &relu},    /* 256 tiles: whole mosaics */
+    };
+    for (int threads = 1; threads <= 3; threads++) {
+        conv_threadpool *pool;
+        assert_int_equal(conv_threadpool_create(threads, &pool, NULL), CONV_OK);
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            conv_layer_spec s;
+            conv_spec(&s, cases[i].cin, cases[i].cout, 1, 0, cases[i].bias);
+            s.padding[0] = cases[i].ph, s.padding[1] = cases[i].pw;
+            s.dilation[0] = cases[i].dh, s.dilation[1] = cases[i].dw;
+            double e = model_error(&s, cases[i].act, cases[i].n, cases[i].h, cases[i].w, threads > 1 ? pool : NULL);
+            if (!(e <= TOLERANCE)) fail_msg("dilated case %zu threads %d: relative error %g", i, threads, e);
+        }
+        conv_threadpool_destroy(pool);
+    }
+}
+
 /* Runs the kernel on in (layout as in winograd_error) into a fresh output. */
 static float *run_winograd(const conv_params *p, const void *packed, const float *bias, const float *input,
                            conv_dims in, conv_dims out, conv_threadpool *pool, bool avx2)
@@ -516,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_error_by_channel_count),
         cmocka_unit_test(test_every_small_map),
         cmocka_unit_test(test_model_cases),
+        cmocka_unit_test(test_dilated_wide_layers),
         cmocka_unit_test(test_batch_equals_single_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
