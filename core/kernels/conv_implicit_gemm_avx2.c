@@ -6,12 +6,16 @@
  * The trick that makes it vectorise over any width: on a zero-padded plane of
  * width Wp, output (oh, ow) of a stride-1 convolution reads padded pixel
  * (oh + ky*dh) * Wp + (ow + kx*dw), so with j = oh*Wp + ow every tap is the
- * flattened plane shifted by one constant. We compute j over [0, (OH-1)*Wp +
- * OW) in runs of 8 lanes and drop the Wp - OW lanes per row that fall in the
- * padding; that range never reads past the plane (rows that share their
- * padding are narrower still: see ig_geometry_of). A block holds 2 output
- * channels x 6 vectors (12 accumulators): per tap 2 broadcasts and 6 loads
- * feed 12 FMAs, so the FMA ports, not the loads, set the pace.
+ * input shifted by one constant from j. A vector is 8 consecutive outputs of
+ * one row, its input at j: every lane real, loaded and stored whole. A row
+ * whose width is not a multiple of 8 ends on a vector moved left to end on
+ * its last output, overlapping its neighbour (both store the same sums), so
+ * no lane is masked, no output is written lane by lane and no lane computes
+ * padding. Rows narrower than 8 ("flat" mode) take vectors over flattened
+ * positions instead, dropping the Wp - OW lanes per row that fall in the
+ * padding. A block holds 2 output channels x 6 vectors (12 accumulators):
+ * per tap 2 broadcasts and 6 loads feed 12 FMAs, so the FMA ports, not the
+ * loads, set the pace.
  *
  * Strides: with stride (sh, sw) the padded plane is split into its sh x sw
  * polyphase components, phase (py, px) holding padded pixels (r*sh + py,
@@ -33,11 +37,12 @@
 #define IG_VECS 6
 #endif
 #define IG_VECS_  /* 8-lane vectors per register block */
-#define IG_BLOCK (IG_VECS * 8)
+#define IG_BLOCK (IG_VECS * 8) /* floats a block's vectors span when they share a row */
 /* A task's zero-padded input band (every channel of its group and every
  * phase) stays within this many floats, about a quarter of the L2: it is
  * written right before it is read, so the reads hit the cache. */
 #define IG_BAND_FLOATS (32 * 1024)
+#define IG_SLACK 8 /* floats after a flat-mode band that its last vector reads */
 #define IG_TASKS_PER_THREAD 4 /* when the images and groups alone are too few */
 
 typedef struct ig_geometry {
@@ -49,6 +54,8 @@ typedef struct ig_geometry {
     int64_t bands;   /* tasks per (image, group) */
     int64_t rows;    /* phase rows per plane of a task's padded band (hq when read in place) */
     int64_t spill;   /* floats the last row's taps read past its plane's end (merged padding) */
+    int64_t per_row; /* vectors per output row (rows mode) */
+    bool flat;       /* output rows narrower than a vector: vectors over flattened positions */
     bool copy;       /* the input needs a zero-padded copy */
     size_t band_floats; /* one thread's padded band, CONV_ALIGNMENT-aligned; 0 without copy */
 } ig_geometry;
@@ -68,7 +75,10 @@ static void ig_geometry_of(const conv_params *p, const conv_dims *in, const conv
     g->wq = (g->wp + p->stride_w - 1) / p->stride_w;
     g->phases = p->stride_h * p->stride_w;
     g->halo = (p->kernel_h - 1) * p->dilation_h / p->stride_h;
-    g->copy = p->pad_top || p->pad_bottom || p->pad_left || p->pad_right || g->phases > 1;
+    g->flat = out->w < 8;
+    g->per_row = (out->w + 7) / 8;
+    /* flat mode's last vector reads past the band: only into the copy's slack */
+    g->copy = p->pad_top || p->pad_bottom || p->pad_left || p->pad_right || g->phases > 1 || g->flat;
     g->spill = 0;
     if (g->copy && p->stride_w == 1) {
         /* Consecutive rows share their padding: row r's right padding is
@@ -106,7 +116,7 @@ static void ig_geometry_of(const conv_params *p, const conv_dims *in, const conv
     if (g->copy) {
         /* bounded by the padded input, whose size the caller checked */
         size_t f = (size_t)(p->in_channels / p->groups) * (size_t)g->phases * (size_t)g->rows * (size_t)g->wq +
-                   (size_t)g->spill;
+                   (size_t)g->spill + (g->flat ? IG_SLACK : 0);
         g->band_floats = (f + CONV_ALIGNMENT / sizeof(float) - 1) & ~(CONV_ALIGNMENT / sizeof(float) - 1);
     }
 }
@@ -218,78 +228,37 @@ static void ig_pad_band(const ig_job *job, const float *src, float *dst, int64_t
     }
 }
 
-static inline __m256i ig_lane_mask(int64_t valid)
-{
-    __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(valid < 8 ? valid : 8)), lanes);
-}
+/* Where one register block's vectors read and write: vector v loads the
+ * band at in_off[v] (plus each tap's offset) and, in rows mode, stores its 8
+ * lanes at out_off[v] of each output plane. Worked out once per block for
+ * all its output channels. */
+typedef struct ig_pos {
+    int64_t in_off[IG_VECS], out_off[IG_VECS];
+} ig_pos;
 
-/* Where one register block's vectors go in an output plane. Vector v covers
- * flattened positions j0 + 8v ..: its first n0 lanes are output pixels at
- * dst0; lanes from start1 on wrap into the next output row, n1 of them real,
- * written at dst1. Worked out once per block for all its output channels.
- *
- * A vector that wraps with every lane past the padding gap real is written
- * whole: its lanes moved down over the gap (perm) and stored at dstc, which
- * leaves gap garbage lanes just past its last real one, where the block's
- * next vector, stored right after it, starts. One permute and one store
- * instead of lane-by-lane stores: with 28-wide rows a quarter of the vectors
- * wrap. */
-typedef struct ig_lanes {
-    __m256i perm[IG_VECS];
-    int64_t dst0[IG_VECS], dst1[IG_VECS], dstc[IG_VECS];
-    int n0[IG_VECS], start1[IG_VECS], n1[IG_VECS];
-    bool compact[IG_VECS];
-    bool scalar; /* rows narrower than a vector: lane by lane */
-} ig_lanes;
-
-static void ig_lanes_of(const ig_job *job, int64_t j0, int64_t valid, ig_lanes *l)
-{
-    int64_t ow_n = job->a->out.w, wq = job->g.wq;
-    l->scalar = wq < 8;
-    int64_t oh = j0 / wq, ow = j0 % wq;
-    for (int v = 0; v < IG_VECS; v++) {
-        int64_t lanes = valid - v * 8 < 8 ? (valid - v * 8 > 0 ? valid - v * 8 : 0) : 8;
-        int64_t n0 = ow_n - ow < lanes ? ow_n - ow : lanes, start1 = wq - ow;
-        if (n0 < 0) n0 = 0;
-        l->dst0[v] = oh * ow_n + ow;
-        l->n0[v] = (int)n0;
-        l->start1[v] = (int)(start1 < 8 ? start1 : 8);
-        int64_t n1 = lanes - start1;
-        if (n1 > ow_n) n1 = ow_n;
-        l->n1[v] = (int)(n1 > 0 ? n1 : 0);
-        l->dst1[v] = (oh + 1) * ow_n;
-        int64_t gap = start1 - n0, next = valid - (v + 1) * 8;
-        if (next > 8) next = 8;
-        l->compact[v] = !l->scalar && n0 < 8 && start1 < 8 && n1 > 0 && start1 + n1 == 8 && next >= gap &&
-                        ow_n - n1 >= gap;
-        if (l->compact[v]) {
-            int idx[8];
-            for (int i = 0; i < 8; i++) idx[i] = i < n0 ? i : (int)(i + gap < 8 ? i + gap : 7);
-            l->perm[v] = _mm256_setr_epi32(idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6], idx[7]);
-            l->dstc[v] = n0 > 0 ? l->dst0[v] : l->dst1[v];
-        }
-        ow += 8;
-        if (ow >= wq && !l->scalar) ow -= wq, oh++;
-    }
-}
-
-/* Activates and writes one register block's `rows` x `vecs`
- * vectors of flattened positions from j0 (`valid` of them real) into the
- * output planes. Inlined into ig_block so the accumulators go from
- * registers to memory once. Partial vectors are written lane by lane: AVX2
- * masked stores are microcoded and slow on AMD. */
-static inline __attribute__((always_inline)) void ig_store(const ig_job *job, float *out, int64_t oc0, int rows, int vecs, __m256 acc[][IG_VECS],
-                                                           int64_t j0, int64_t valid, const ig_lanes *l)
+/* Activates and writes one register block's `rows` x `vecs` vectors.
+ * Inlined into ig_block so the accumulators go from registers to memory
+ * once. Rows mode stores whole vectors (every lane is an output, replacing
+ * the branchy lane bookkeeping of vectors that wrapped rows: stem layer
+ * 0.36 -> 0.33 ms); flat mode, lane by lane, dropping the lanes in the
+ * padding or past the band (AVX2 masked stores are microcoded and slow on
+ * AMD). */
+static inline __attribute__((always_inline)) void ig_store(const ig_job *job, float *out, int64_t oc0, int rows,
+                                                           int vecs, __m256 acc[][IG_VECS], const ig_pos *pos,
+                                                           int64_t span)
 {
     conv_activation act = job->act;
-    int64_t ow_n = job->a->out.w, wp = job->g.wq, plane = job->a->out.h * ow_n;
+    /* locals: the compiler cannot tell that the stores leave them alone */
+    const bool flat = job->g.flat;
+    int64_t ow_n = job->a->out.w, wq = job->g.wq, plane = job->a->out.h * ow_n;
+    int64_t out_off[IG_VECS];
+    _Pragma("GCC unroll 8")
+    for (int v = 0; v < vecs; v++) out_off[v] = pos->out_off[v];
     _Pragma("GCC unroll 8")
     for (int r = 0; r < rows; r++) {
         float *dst = out + (oc0 + r) * plane;
         _Pragma("GCC unroll 8")
         for (int v = 0; v < vecs; v++) {
-            int64_t j = j0 + v * 8, left = valid - v * 8;
             __m256 x = acc[r][v];
             if (act != CONV_ACT_NONE) {
                 /* max(x, 0) written as and-not of the sign test keeps NaN, as torch does */
@@ -298,25 +267,15 @@ static inline __attribute__((always_inline)) void ig_store(const ig_job *job, fl
                 if (act == CONV_ACT_RELU6)
                     x = _mm256_blendv_ps(x, _mm256_set1_ps(6.0f), _mm256_cmp_ps(x, _mm256_set1_ps(6.0f), _CMP_GT_OQ));
             }
-            if (wp == ow_n && left >= 8) {
-                /* no horizontal padding: flattened positions are output positions */
-                _mm256_storeu_ps(dst + j, x);
-            } else if (wp != ow_n && !l->scalar && l->n0[v] == 8) {
-                _mm256_storeu_ps(dst + l->dst0[v], x);
-            } else if (wp != ow_n && l->compact[v]) {
-                _mm256_storeu_ps(dst + l->dstc[v], _mm256_permutevar8x32_ps(x, l->perm[v]));
-            } else if (wp != ow_n && !l->scalar) {
-                float lane[8];
-                _mm256_storeu_ps(lane, x);
-                for (int i = 0; i < l->n0[v]; i++) dst[l->dst0[v] + i] = lane[i];
-                for (int i = 0; i < l->n1[v]; i++) dst[l->dst1[v] + i] = lane[l->start1[v] + i];
+            if (!flat) {
+                _mm256_storeu_ps(dst + out_off[v], x);
             } else {
                 float lane[8];
                 _mm256_storeu_ps(lane, x);
-                int64_t n = left < 8 ? left : 8, oh = j / wp, ow = j % wp;
-                for (int64_t i = 0; i < n; i++) {
+                int64_t j = pos->in_off[v];
+                for (int i = 0; i < 8 && j + i < span; i++) {
+                    int64_t oh = (j + i) / wq, ow = (j + i) % wq;
                     if (ow < ow_n) dst[oh * ow_n + ow] = lane[i];
-                    if (++ow == wp) ow = 0, oh++;
                 }
             }
         }
@@ -324,19 +283,13 @@ static inline __attribute__((always_inline)) void ig_store(const ig_job *job, fl
 }
 
 /* One register block: `rows` (1 or IG_ROWS) output channels x `vecs`
- * vectors of positions from j0, `valid` of them real (the rest masked when
- * not `full`). Inlined with constant rows/vecs/full so each variant's loops
- * unroll; a band's last block runs only the vectors it needs. */
+ * vectors. Inlined with constant rows/vecs so each variant's loops unroll. */
 static inline __attribute__((always_inline)) void ig_block(const ig_job *job, const float *in, const float *w,
-                                                           int rows, int vecs, bool full, int64_t j0,
-                                                           int64_t valid, float *out, const float *bias,
-                                                           int64_t oc0, const ig_lanes *lanes)
+                                                           int rows, int vecs, const ig_pos *pos, float *out,
+                                                           const float *bias, int64_t oc0, int64_t span)
 {
     int64_t k = job->k;
     const int64_t *offset = job->offset;
-    __m256i mask[IG_VECS];
-    _Pragma("GCC unroll 8")
-    for (int v = 0; v < vecs; v++) mask[v] = ig_lane_mask(full ? 8 : valid - v * 8);
     /* the sums start from the bias: no add per vector at the store */
     __m256 sum[IG_ROWS][IG_VECS];
     _Pragma("GCC unroll 8")
@@ -345,36 +298,52 @@ static inline __attribute__((always_inline)) void ig_block(const ig_job *job, co
         _Pragma("GCC unroll 8")
         for (int v = 0; v < vecs; v++) sum[r][v] = b;
     }
-    const float *base = in + j0;
+    const float *src_v[IG_VECS];
+    _Pragma("GCC unroll 8")
+    for (int v = 0; v < vecs; v++) src_v[v] = in + pos->in_off[v];
     for (int64_t t = 0; t < k; t++) {
-        const float *src = base + offset[t];
+        int64_t o = offset[t];
         /* the row weights stay in registers, one input vector at a time */
         __m256 wv[IG_ROWS];
         _Pragma("GCC unroll 8")
         for (int r = 0; r < rows; r++) wv[r] = _mm256_broadcast_ss(w + r * k + t);
         _Pragma("GCC unroll 8")
         for (int v = 0; v < vecs; v++) {
-            __m256 x = full ? _mm256_loadu_ps(src + v * 8) : _mm256_maskload_ps(src + v * 8, mask[v]);
+            __m256 x = _mm256_loadu_ps(src_v[v] + o);
             /* one load per vector: otherwise gcc folds it into every FMA */
             __asm__("" : "+x"(x));
             _Pragma("GCC unroll 8")
             for (int r = 0; r < rows; r++) sum[r][v] = _mm256_fmadd_ps(wv[r], x, sum[r][v]);
         }
     }
-    ig_store(job, out, oc0, rows, vecs, sum, j0, valid, lanes);
+    ig_store(job, out, oc0, rows, vecs, sum, pos, span);
 }
 
-/* Every output channel of the group over one run of positions; `vecs` is a
+/* Every output channel of the group over one block of vectors; `vecs` is a
  * constant after inlining. */
 static inline __attribute__((always_inline)) void ig_channels(const ig_job *job, const float *in, const float *w,
-                                                              int64_t cout_g, int vecs, bool full, int64_t j0,
-                                                              int64_t valid, float *out, const float *bias,
-                                                              const ig_lanes *lanes)
+                                                              int64_t cout_g, int vecs, const ig_pos *pos,
+                                                              float *out, const float *bias, int64_t span)
 {
     int64_t oc = 0, k = job->k;
     for (; oc + IG_ROWS <= cout_g; oc += IG_ROWS)
-        ig_block(job, in, w + oc * k, IG_ROWS, vecs, full, j0, valid, out, bias, oc, lanes);
-    for (; oc < cout_g; oc++) ig_block(job, in, w + oc * k, 1, vecs, full, j0, valid, out, bias, oc, lanes);
+        ig_block(job, in, w + oc * k, IG_ROWS, vecs, pos, out, bias, oc, span);
+    for (; oc < cout_g; oc++) ig_block(job, in, w + oc * k, 1, vecs, pos, out, bias, oc, span);
+}
+
+/* Vector q of a band: in rows mode row q / per_row, columns from
+ * 8 * (q % per_row), a row's last vector moved left to end on its last
+ * output; in flat mode flattened positions from 8q. */
+static inline void ig_vector_at(const ig_geometry *g, int64_t ow_n, int64_t q, int64_t *in_off, int64_t *out_off)
+{
+    if (g->flat) {
+        *in_off = *out_off = 8 * q;
+        return;
+    }
+    int64_t r = q / g->per_row, c = 8 * (q % g->per_row);
+    if (c > ow_n - 8) c = ow_n - 8;
+    *in_off = r * g->wq + c;
+    *out_off = r * ow_n + c;
 }
 
 /* One task: output rows [oh0, oh0 + band) of one (image, group). */
@@ -389,7 +358,7 @@ static void ig_task(void *ctx, size_t task, int thread)
     int64_t n = (int64_t)task / geo->bands / p->groups;
     int64_t cin_g = p->in_channels / p->groups, cout_g = p->out_channels / p->groups;
     int64_t oh0 = b * geo->band, nrows = a->out.h - oh0 < geo->band ? a->out.h - oh0 : geo->band;
-    int64_t wq = geo->wq, in_plane = a->in.h * a->in.w;
+    int64_t wq = geo->wq, in_plane = a->in.h * a->in.w, ow_n = a->out.w;
     const float *src = a->input + (n * p->in_channels + g * cin_g) * in_plane;
     const float *in;
     if (geo->copy) {
@@ -397,46 +366,48 @@ static void ig_task(void *ctx, size_t task, int thread)
         int64_t rows = nrows + geo->halo;
         for (int64_t c = 0; c < cin_g; c++)
             ig_pad_band(job, src + c * in_plane, band + c * geo->phases * geo->rows * wq, oh0, rows);
+        if (geo->flat) /* what the last vector's lanes past the band read */
+            memset(band + cin_g * geo->phases * geo->rows * wq + geo->spill, 0, IG_SLACK * sizeof(float));
         in = band;
     } else {
         in = src + oh0 * wq;
     }
-    float *out = a->output + (n * p->out_channels + g * cout_g) * a->out.h * a->out.w + oh0 * a->out.w;
+    float *out = a->output + (n * p->out_channels + g * cout_g) * a->out.h * ow_n + oh0 * ow_n;
     const float *w = a->weight + g * cout_g * job->k;
     const float *bias = a->bias ? a->bias + g * cout_g : NULL;
-    int64_t span = (nrows - 1) * wq + a->out.w;
-    for (int64_t j0 = 0; j0 < span; j0 += IG_BLOCK) {
-        int64_t valid = span - j0;
+    int64_t span = (nrows - 1) * wq + ow_n; /* flattened positions (flat mode) */
+    int64_t nvec = geo->flat ? (span + 7) / 8 : nrows * geo->per_row;
+    for (int64_t q0 = 0; q0 < nvec; q0 += IG_VECS) {
+        int vecs = nvec - q0 < IG_VECS ? (int)(nvec - q0) : IG_VECS;
+        ig_pos pos;
+        for (int v = 0; v < vecs; v++) ig_vector_at(geo, ow_n, q0 + v, &pos.in_off[v], &pos.out_off[v]);
         /* The first output channels of a block wait on every input row the
          * taps read, one stream per row: more streams than the hardware
          * prefetcher follows. Fetch the next block's rows while this one runs. */
-        if (valid > IG_BLOCK)
+        if (nvec - q0 > IG_VECS) {
+            int64_t next, unused;
+            ig_vector_at(geo, ow_n, q0 + IG_VECS, &next, &unused);
             for (int64_t t = 0; t < job->prefetches; t++) {
-                const char *next = (const char *)(in + job->prefetch[t] + j0 + IG_BLOCK);
+                const char *line0 = (const char *)(in + job->prefetch[t] + next);
                 for (int line = 0; line <= IG_BLOCK * (int)sizeof(float) / 64; line++)
-                    _mm_prefetch(next + 64 * line, _MM_HINT_T0);
+                    _mm_prefetch(line0 + 64 * line, _MM_HINT_T0);
             }
-        ig_lanes lanes = {.scalar = true};
-        if (wq != a->out.w) ig_lanes_of(job, j0, valid < IG_BLOCK ? valid : IG_BLOCK, &lanes);
-        if (valid >= IG_BLOCK) {
-            ig_channels(job, in, w, cout_g, IG_VECS, true, j0, IG_BLOCK, out, bias, &lanes);
-            continue;
         }
-        switch ((valid + 7) / 8) {
-        case 1: ig_channels(job, in, w, cout_g, 1, false, j0, valid, out, bias, &lanes); break;
+        switch (vecs) {
+        case 1: ig_channels(job, in, w, cout_g, 1, &pos, out, bias, span); break;
 #if IG_VECS > 2
-        case 2: ig_channels(job, in, w, cout_g, 2, false, j0, valid, out, bias, &lanes); break;
+        case 2: ig_channels(job, in, w, cout_g, 2, &pos, out, bias, span); break;
 #endif
 #if IG_VECS > 3
-        case 3: ig_channels(job, in, w, cout_g, 3, false, j0, valid, out, bias, &lanes); break;
+        case 3: ig_channels(job, in, w, cout_g, 3, &pos, out, bias, span); break;
 #endif
 #if IG_VECS > 4
-        case 4: ig_channels(job, in, w, cout_g, 4, false, j0, valid, out, bias, &lanes); break;
+        case 4: ig_channels(job, in, w, cout_g, 4, &pos, out, bias, span); break;
 #endif
 #if IG_VECS > 5
-        case 5: ig_channels(job, in, w, cout_g, 5, false, j0, valid, out, bias, &lanes); break;
+        case 5: ig_channels(job, in, w, cout_g, 5, &pos, out, bias, span); break;
 #endif
-        default: ig_channels(job, in, w, cout_g, IG_VECS, false, j0, valid, out, bias, &lanes); break;
+        default: ig_channels(job, in, w, cout_g, IG_VECS, &pos, out, bias, span); break;
         }
     }
 }

@@ -98,6 +98,27 @@ static const ig_case ig_cases[] = {
     {1, 3, 17, 21, 5, 3, 3, 1, 2, 1, 1, 2, 0, 3, CONV_ACT_RELU6, true, false, 2, 1},
     {2, 4, 12, 13, 6, 3, 5, 2, 1, 2, 2, 0, 4, 1, CONV_ACT_NONE, true, false, 3, 1},
     {1, 3, 7, 6, 4, 1, 1, 1, 1, 1, 1, 1, 2, 2, CONV_ACT_NONE, true, false, 1, 1},
+    /* whole-row vectors: rows of exactly one vector read in place, rows of
+     * 9 and 10 whose last vector overlaps its neighbour by 7 and 6 lanes,
+     * batch 2 read in place, a group of 3 outputs (a 2-row and a 1-row
+     * block), strides 3 and 4 and a dilated stride 2 on rows a few vectors
+     * wide, and block tails of 1 to 5 vectors */
+    {1, 3, 10, 10, 5, 3, 3, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 1, 1},
+    {2, 3, 12, 11, 7, 3, 3, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_RELU, true, false, 1, 1},
+    {1, 3, 5, 9, 4, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 1, 1},
+    {1, 6, 9, 17, 9, 3, 3, 1, 1, 3, 1, 1, 1, 1, CONV_ACT_RELU6, true, false, 1, 1},
+    {1, 2, 40, 50, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 3, 3},
+    {1, 3, 33, 70, 6, 5, 5, 1, 1, 1, 2, 2, 2, 2, CONV_ACT_RELU6, true, false, 4, 4},
+    {1, 3, 30, 45, 9, 3, 3, 2, 2, 1, 2, 2, 2, 2, CONV_ACT_NONE, true, false, 2, 2},
+    {1, 2, 3, 19, 3, 1, 3, 1, 1, 1, 0, 0, 1, 1, CONV_ACT_NONE, false, false, 1, 1},
+    {1, 2, 5, 25, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 1, 1},
+    /* rows narrower than a vector (flat mode): read without padding (still
+     * copied, for the slack the last vector reads), tall maps in several
+     * bands, stride 2, NaN */
+    {1, 2, 9, 7, 3, 3, 3, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 1, 1},
+    {1, 2, 300, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, false, 1, 1},
+    {2, 3, 9, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 2, 2},
+    {1, 2, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true, 1, 1},
 };
 
 static void run_case(const ig_case *k, conv_threadpool *pool, size_t index)
@@ -180,12 +201,18 @@ static void test_implicit_gemm_scope(void **state)
     /* without padding the input is read in place: only the tables of
      * 4 x 3 x 3 tap offsets and of the rows to prefetch (2 x 288 bytes) */
     p.stride_h = 1;
-    conv_dims in = {1, 4, 8, 8}, out = {1, 4, 6, 6};
+    conv_dims wide_in = {1, 4, 8, 10}, wide_out = {1, 4, 6, 8};
     size_t bytes = 1;
+    assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 1, &bytes));
+    assert_int_equal(bytes, 576);
+    assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 2, &bytes));
+    assert_int_equal(bytes, 576);
+    /* rows narrower than a vector are copied even so: 4 planes of 8 rows
+     * of 8 floats and the 8 floats of slack the last vector reads past
+     * them, rounded up to 64 bytes */
+    conv_dims in = {1, 4, 8, 8}, out = {1, 4, 6, 6};
     assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
-    assert_int_equal(bytes, 576);
-    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
-    assert_int_equal(bytes, 576);
+    assert_int_equal(bytes, 576 + 272 * sizeof(float));
     /* with padding, one padded band per thread: here the whole padded input
      * fits one band, 4 planes of 10 rows of 9 floats (rows share their
      * 1-float left and right padding), plus the float the last row's right
