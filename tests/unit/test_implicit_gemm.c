@@ -2,7 +2,8 @@
  * reference: the AVX2 implicit GEMM called on its own (edge shapes, masks,
  * activations, NaN), and "im2col" / "gemm_1x1" forced through the model API
  * on cases that take each of their paths (implicit GEMM, K-blocked sgemm,
- * strided unfolding) with every padding mode, dilation, groups and batch > 1. */
+ * strided unfolding) with every padding mode, dilation, groups and batch > 1;
+ * and which grouped layers the heuristic hands to them rather than Winograd. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -332,12 +333,37 @@ static void test_forced_gemm_algorithms_match_direct(void **state)
     conv_threadpool_destroy(pool);
 }
 
+/* The heuristic's grouped 3x3 rule: Winograd from 16 channels in and out
+ * per group (64 when dilated), the implicit GEMM (im2col) below that or
+ * when Winograd is not allowed. */
+static void test_grouped_heuristic(void **state)
+{
+    (void)state;
+    conv_params p = {.in_channels = 128, .out_channels = 128, .groups = 8, .kernel_h = 3, .kernel_w = 3,
+                     .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1,
+                     .pad_top = 1, .pad_bottom = 1, .pad_left = 1, .pad_right = 1};
+    conv_dims in = {1, 128, 28, 28};
+    conv_algorithm algo;
+    bool wino = conv_kernel_for(CONV_ALGO_WINOGRAD) && conv_kernel_for(CONV_ALGO_WINOGRAD)->supports(&p);
+    assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
+    assert_int_equal(algo, wino ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL); /* 16 per group */
+    assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, false, &algo, NULL), CONV_OK);
+    assert_int_equal(algo, CONV_ALGO_IM2COL);
+    p.groups = 16; /* 8 per group */
+    assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
+    assert_int_equal(algo, CONV_ALGO_IM2COL);
+    p.groups = 4, p.dilation_h = p.dilation_w = 2; /* 32 per group, dilated */
+    assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
+    assert_int_equal(algo, CONV_ALGO_IM2COL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_implicit_gemm_matches_direct),
         cmocka_unit_test(test_implicit_gemm_scope),
         cmocka_unit_test(test_forced_gemm_algorithms_match_direct),
+        cmocka_unit_test(test_grouped_heuristic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
