@@ -9,10 +9,13 @@
  * inside this machine's 512 KiB L2 next to the packed pointwise weights; the
  * unfused pair writes the whole mid tensor and reads it back from L3 or DRAM.
  * Work is split over (image, row band) tiles, their rows chosen for the
- * thread count (tile_rows). The depthwise stage runs through the depthwise
- * kernel's phase-buffer rows where they apply (its main AVX2 path), else its
- * older AVX2 row tiles or the scalar rows. Whether a pair is fused at all is
- * the plan's choice (conv_fused_separable_pays, or autotune). */
+ * thread count (tile_rows); when the last round has fewer tiles than threads,
+ * each of those tiles is split by output channels among all of them. The
+ * depthwise stage runs as the depthwise kernel would: channel-blocked on
+ * small maps and at stride 2, else through its phase-buffer rows (its main
+ * AVX2 path), else its older AVX2 row tiles or the scalar rows. Whether a
+ * pair is fused at all is the plan's choice (conv_fused_separable_pays, or
+ * autotune). */
 #include <cblas.h>
 #include <stdint.h>
 
@@ -24,6 +27,10 @@
 /* Measured on 1x32x112x112 (14 KiB per mid row) and 1x256x28x28 (28 KiB):
  * 64-192 KiB tiles ran within noise of each other, whole-image tiles slower. */
 #define FUSED_TILE_BYTES (128 * 1024)
+
+/* as dwconv.c's blocked_preferred: the depthwise stage runs channel-blocked
+ * from 8 channels up on planes of at most this many pixels, or at stride 2 */
+#define FUSED_BLOCKED_MAX_PLANE 1024
 
 bool conv_fused_separable_supports(const conv_params *dw, const conv_params *pw)
 {
@@ -67,19 +74,35 @@ static int64_t tile_rows(const conv_dims *mid, int64_t threads)
  * channels a tile is a few rows, the tiles are too few to share evenly among
  * threads, and the unfused stages run faster. Measured (1 thread, minimum of
  * interleaved runs): 1x256x28x28 -> 256 (tiles of 112 columns) fused
- * 1.35-1.40, unfused 1.27-1.28; 1x32x112x112 -> 64 (896 columns) fused
- * 0.80-0.81, unfused 0.85-0.87; 1x3x128x128 -> 10 (two 8192-column tiles) fused
- * 0.048-0.064, unfused 0.047-0.063 ms. */
+ * 1.35-1.40, unfused 1.27-1.28 (with the depthwise stage on phase-buffer
+ * rows; channel-blocked, it is the exception below); 1x32x112x112 -> 64
+ * (896 columns) fused 0.80-0.81, unfused 0.85-0.87; 1x3x128x128 -> 10 (two
+ * 8192-column tiles) fused 0.048-0.064, unfused 0.047-0.063 ms. */
 #define FUSED_MIN_COLUMNS 256
+
+/* The exception, on small maps whose depthwise stage is channel-blocked:
+ * when an image's mid tensor outgrows this machine's 512 KiB L2 but the
+ * pointwise weights fit in half of it, the unfused GEMM streams the mid
+ * tensor from L3 while the fused one finds each tile in L2, which outweighs
+ * the narrow tiles. 1x256x28x28 -> 256 (784 KiB mid, 256 KiB weights),
+ * medians of 4-6 interleaved runs in two sessions, fused vs unfused: 1
+ * thread 1.55 vs 1.67 ms and 1.49 vs 1.48 (min 1.22-1.23 vs 1.23-1.30); 2
+ * threads 0.777 vs 0.780 and 0.767 vs 0.884 (min 0.633 vs 0.684). Smaller
+ * mid tensors or larger weights stay unfused (fused vs unfused, 1 thread:
+ * 128x28x28 0.475 vs 0.429, 512x14x14 1.87 vs 1.69, 1024x7x7 2.48 vs 2.32). */
+#define FUSED_L2_BYTES (512 * 1024)
 
 bool conv_fused_separable_pays(const conv_params *dw, const conv_params *pw, const conv_dims *mid)
 {
-    (void)dw, (void)pw;
     int64_t row_bytes = mid->c * mid->w * (int64_t)sizeof(float);
     int64_t rows = row_bytes > 0 ? FUSED_TILE_BYTES / row_bytes : mid->h;
     if (rows < 1) rows = 1;
     if (rows >= mid->h) return true; /* one tile holds the map: nothing to lose */
-    return rows * mid->w >= FUSED_MIN_COLUMNS;
+    if (rows * mid->w >= FUSED_MIN_COLUMNS) return true;
+    double mid_bytes = (double)row_bytes * (double)mid->h;
+    double weight_bytes = (double)pw->out_channels * (double)pw->in_channels * sizeof(float);
+    bool blocked = dw->in_channels >= 8 && mid->h * mid->w <= FUSED_BLOCKED_MAX_PLANE;
+    return blocked && mid_bytes > FUSED_L2_BYTES && weight_bytes <= FUSED_L2_BYTES / 2;
 }
 
 bool conv_fused_separable_workspace(const conv_params *dw, const conv_dims *mid, int threads, size_t *bytes)
@@ -97,11 +120,65 @@ typedef struct fused_job {
     const fused_sep_args *a;
     dw_plane shape;
     int64_t multiplier, rows, tiles_per_image;
+    /* tiles [0, whole) are one task each; each later tile is `parts` tasks,
+     * each computing the tile's depthwise rows and one slice of the output
+     * channels (part_rows rows, a multiple of PW_MR), so the last round of
+     * tiles is shared by every thread instead of left to a few */
+    int64_t whole, parts, part_rows;
     size_t tile_stride; /* bytes between threads' tile buffers */
-    bool avx2, phase, own_gemm;
-    dw_phase_geom g; /* phase: the depthwise kernel's main AVX2 path */
-    dw_avx2_plan plan; /* avx2 without phase: the older row tiles */
+    bool avx2, blocked, phase, own_gemm;
+    dw_blocked_geom bg; /* blocked: the depthwise kernel's path for small maps and stride 2 */
+    dw_phase_geom g;    /* phase: the depthwise kernel's main AVX2 path */
+    dw_avx2_plan plan;  /* avx2 without blocked or phase: the older row tiles */
 } fused_job;
+
+/* The tile's rows [y0, y1) of every mid channel through the channel-blocked
+ * path: 8 input planes at a time transposed into buf, as dwconv.c's
+ * dw_blocked_task does for whole planes. */
+static void fused_blocked_rows(const fused_job *job, int64_t n, int64_t y0, int64_t y1, float *tile, int64_t ld)
+{
+    const fused_sep_args *a = job->a;
+    const dw_plane *s = &job->shape;
+    int64_t taps = s->kh * s->kw, mult = job->multiplier, span = (s->kh - 1) * s->dh + 1, cin = a->in.c;
+    int64_t in_plane = s->ih * s->iw, ow = s->ow;
+    _Alignas(32) float buf[DW_BLOCKED_FLOATS];
+    _Alignas(32) float wtmp[DW_BLOCKED_MAX_TAPS * 8];
+    float bias8[8];
+    int64_t layout_iy0 = 0, layout_rows = -1;
+    for (int64_t c0 = 0; c0 < cin; c0 += 8) {
+        int nch = cin - c0 < 8 ? (int)(cin - c0) : 8;
+        const float *in[8];
+        for (int ch = 0; ch < 8; ch++) in[ch] = a->input + (n * cin + c0 + (ch < nch ? ch : 0)) * in_plane;
+        for (int64_t sy = y0; sy < y1; sy += job->bg.strip_rows) {
+            int64_t sy1 = sy + job->bg.strip_rows < y1 ? sy + job->bg.strip_rows : y1;
+            int64_t iy0 = sy * s->sh - s->pt, rows = (sy1 - 1 - sy) * s->sh + span;
+            dwconv_blocked_fill(s, &job->bg, in, iy0, rows, buf, iy0 == layout_iy0 && rows == layout_rows);
+            layout_iy0 = iy0, layout_rows = rows;
+            for (int64_t j = 0; j < mult; j++) {
+                float *out[8];
+                /* row oy lands at out + oy*ow: each channel's slice of the
+                 * tile shifted back by y0 rows (through uintptr_t, as the
+                 * shifted pointer lies before the buffer) */
+                for (int ch = 0; ch < nch; ch++)
+                    out[ch] = (float *)((uintptr_t)(tile + ((c0 + ch) * mult + j) * ld) -
+                                        (uintptr_t)(y0 * ow) * sizeof(float));
+                for (int ch = nch; ch < 8; ch++) out[ch] = NULL;
+                const float *w;
+                if (a->dw_packed) {
+                    /* dwconv.c's pack: the broadcast taps, then [ceil(in/8)][mult][taps][8] */
+                    w = (const float *)a->dw_packed + a->mid.c * taps * 8 + (c0 / 8 * mult + j) * taps * 8;
+                } else {
+                    for (int64_t t = 0; t < taps; t++)
+                        for (int l = 0; l < 8; l++)
+                            wtmp[t * 8 + l] = l < nch ? a->dw_weight[((c0 + l) * mult + j) * taps + t] : 0.0f;
+                    w = wtmp;
+                }
+                for (int l = 0; l < 8; l++) bias8[l] = a->dw_bias && l < nch ? a->dw_bias[(c0 + l) * mult + j] : 0.0f;
+                dwconv_blocked_rows(s, &job->bg, buf, w, bias8, out, nch, sy, sy1);
+            }
+        }
+    }
+}
 
 /* output channels computed from one copy of their input rows (as in dwconv.c) */
 #define FUSED_PHASE_OUTS 4
@@ -110,7 +187,12 @@ static void fused_task(void *ctx, size_t task, int thread)
 {
     const fused_job *job = ctx;
     const fused_sep_args *a = job->a;
-    int64_t n = (int64_t)task / job->tiles_per_image, t = (int64_t)task % job->tiles_per_image;
+    int64_t tile_index = (int64_t)task, part = -1;
+    if (tile_index >= job->whole) {
+        part = (tile_index - job->whole) % job->parts;
+        tile_index = job->whole + (tile_index - job->whole) / job->parts;
+    }
+    int64_t n = tile_index / job->tiles_per_image, t = tile_index % job->tiles_per_image;
     int64_t y0 = t * job->rows, y1 = y0 + job->rows < a->mid.h ? y0 + job->rows : a->mid.h;
     int64_t ow = a->mid.w, ld = (y1 - y0) * ow, mid_c = a->mid.c;
     float *tile = (float *)((char *)a->workspace + (size_t)thread * job->tile_stride);
@@ -120,7 +202,9 @@ static void fused_task(void *ctx, size_t task, int thread)
      * shifted so row y0 lands at the start of its slice of the tile (through
      * uintptr_t, as the shifted pointer lies before the buffer) */
 #define TILE_BASE(c) ((float *)((uintptr_t)(tile + (c) * ld) - (uintptr_t)(y0 * ow) * sizeof(float)))
-    if (job->phase) {
+    if (job->blocked) {
+        fused_blocked_rows(job, n, y0, y1, tile, ld);
+    } else if (job->phase) {
         _Alignas(32) float buf[DW_PHASE_FLOATS];
         _Alignas(32) float unpacked[FUSED_PHASE_OUTS][DW_PHASE_MAX_TAPS * 8];
         dw_plane outs[FUSED_PHASE_OUTS];
@@ -161,14 +245,23 @@ static void fused_task(void *ctx, size_t task, int thread)
     }
 #undef TILE_BASE
 
-    int64_t plane = a->out.h * a->out.w, cout = a->out.c;
-    float *out = a->output + n * cout * plane + y0 * ow;
+    int64_t plane = a->out.h * a->out.w, cout = a->out.c, r0 = 0, r1 = cout;
+    if (part >= 0) {
+        r0 = part * job->part_rows;
+        r1 = r0 + job->part_rows < cout ? r0 + job->part_rows : cout;
+        if (r0 >= r1) return;
+    }
+    float *out = a->output + (n * cout + r0) * plane + y0 * ow;
+    const float *bias = a->pw_bias ? a->pw_bias + r0 : NULL;
     if (job->own_gemm) {
-        pw_gemm_avx2(a->pw_packed, tile, ld, ld, out, plane, a->pw_bias, a->pw->activation);
+        /* rows r0.. of the packed weights: r0 is a multiple of PW_MR, where a panel starts */
+        const pw_packed *pk = a->pw_packed;
+        pw_packed slice = {.a = pk->a + r0 * pk->k, .m = r1 - r0, .k = pk->k};
+        pw_gemm_avx2(&slice, tile, ld, ld, out, plane, bias, a->pw->activation);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cout, (int)ld, (int)mid_c, 1.0f, a->pw_weight,
-                    (int)mid_c, tile, (int)ld, 0.0f, out, (int)plane);
-        gemm_epilogue(out, cout, ld, plane, a->pw_bias, a->pw->activation);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)ld, (int)mid_c, 1.0f,
+                    a->pw_weight + r0 * mid_c, (int)mid_c, tile, (int)ld, 0.0f, out, (int)plane);
+        gemm_epilogue(out, r1 - r0, ld, plane, bias, a->pw->activation);
     }
 }
 
@@ -181,9 +274,11 @@ void conv_fused_separable_run(const fused_sep_args *a)
     job.multiplier = cp->out_channels / cp->in_channels;
     /* as in dwconv.c: the AVX2 lane masks index columns in 32 bits */
     job.avx2 = conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
+    job.blocked = job.avx2 && cp->in_channels >= 8 &&
+                  (s->oh * s->ow <= FUSED_BLOCKED_MAX_PLANE || s->sw == 2) && dwconv_blocked_geometry(s, &job.bg);
     /* as in dwconv.c's run_phase: stride-2 rows narrower than a vector stay on the older tiles */
-    job.phase = job.avx2 && !(s->sw == 2 && s->ow < 8) && dwconv_phase_geometry(s, &job.g);
-    if (job.avx2 && !job.phase) dwconv_avx2_prepare(s, &job.plan);
+    job.phase = job.avx2 && !job.blocked && !(s->sw == 2 && s->ow < 8) && dwconv_phase_geometry(s, &job.g);
+    if (job.avx2 && !job.blocked && !job.phase) dwconv_avx2_prepare(s, &job.plan);
     conv_run_args pw_args = {.params = a->pw, .packed = a->pw_packed};
     job.own_gemm = conv_cpu()->avx2_fma && conv_gemm_1x1_packed_usable(&pw_args);
 
@@ -194,7 +289,18 @@ void conv_fused_separable_run(const fused_sep_args *a)
     job.tile_stride = bytes / (size_t)threads;
     job.rows = tile_rows(&a->mid, threads);
     job.tiles_per_image = (a->mid.h + job.rows - 1) / job.rows;
-    conv_parallel_for(a->pool, (size_t)(a->mid.n * job.tiles_per_image), fused_task, &job);
+    int64_t tiles = a->mid.n * job.tiles_per_image, left = tiles % threads;
+    job.whole = tiles, job.parts = 1, job.part_rows = a->out.c;
+    /* The last round's tiles, when fewer than the threads, split by output
+     * channels (their depthwise rows computed by each part): 1x256x28x28 ->
+     * 256 on two threads is 7 tiles, 4 against 3 whole. */
+    int64_t part_rows = (a->out.c + threads - 1) / threads;
+    part_rows = (part_rows + PW_MR - 1) / PW_MR * PW_MR;
+    if (threads > 1 && left > 0 && part_rows >= 4 * PW_MR) {
+        job.whole = tiles - left, job.parts = threads, job.part_rows = part_rows;
+    }
+    size_t tasks = (size_t)(job.whole + (tiles - job.whole) * job.parts);
+    conv_parallel_for(a->pool, tasks, fused_task, &job);
 }
 
 /* The table's entry: fused pairs span two convolutions, so no single

@@ -98,9 +98,16 @@ static void expect_plan(const conv_layer_spec *s, int64_t n, int64_t h, int64_t 
 static void test_rule_by_shape(void **state)
 {
     (void)state;
-    /* 256 mid channels on 28x28: a 128 KiB tile is 4 rows, 112 columns: unfused */
+    /* 256 mid channels on 28x28: a 128 KiB tile is 4 rows, 112 columns, but
+     * the 784 KiB mid tensor outgrows L2 and the 256 KiB weights fit: fused */
     conv_layer_spec s = separable(256, 256, 3);
+    expect_plan(&s, 1, 28, 28, "fused_separable", CONV_ALGO_FUSED_SEPARABLE);
+    /* 128 on 28x28 (392 KiB mid) and 512 on 14x14 (1 MiB of weights): unfused */
+    s = separable(128, 128, 3);
     expect_plan(&s, 1, 28, 28, UNFUSED, CONV_ALGO_DEPTHWISE);
+    s = separable(512, 512, 3);
+    expect_plan(&s, 1, 14, 14, UNFUSED, CONV_ALGO_DEPTHWISE);
+    s = separable(256, 256, 3);
     /* fused on 7x7, where one 49 KiB tile holds the whole map */
     expect_plan(&s, 2, 7, 7, "fused_separable", CONV_ALGO_FUSED_SEPARABLE);
     /* forced, it is fused on any shape */
@@ -148,14 +155,17 @@ static void test_pairs_match_unfused(void **state)
 {
     (void)state;
     /* the rule's unfused side (200 channels), the fused side, reflect
-     * padding, stride 2, multiplier 2, batch 3 */
+     * padding, stride 2, multiplier 2, batch 3; last tiles split by output
+     * channels among the threads (256 on 28x28: 7 tiles; 100 outputs from
+     * two one-tile images on 3 threads, the last part short) */
     static const struct {
         int64_t n, c, mult, out, h, w, k, stride;
         conv_padding_mode mode;
     } cases[] = {
         {1, 200, 1, 24, 20, 20, 3, 1, CONV_PAD_ZEROS},  {2, 150, 1, 33, 13, 22, 3, 1, CONV_PAD_REFLECT},
         {3, 16, 2, 40, 19, 17, 3, 2, CONV_PAD_ZEROS},   {1, 136, 1, 17, 28, 28, 5, 1, CONV_PAD_REPLICATE},
-        {1, 3, 1, 10, 67, 45, 3, 1, CONV_PAD_CIRCULAR},
+        {1, 3, 1, 10, 67, 45, 3, 1, CONV_PAD_CIRCULAR}, {1, 256, 1, 256, 28, 28, 3, 1, CONV_PAD_ZEROS},
+        {2, 48, 1, 100, 20, 20, 3, 1, CONV_PAD_REFLECT},
     };
     conv_threadpool *pools[3] = {NULL};
     assert_int_equal(conv_threadpool_create(2, &pools[1], NULL), CONV_OK);
@@ -257,9 +267,11 @@ static void test_gemm_1x1_edges(void **state)
     /* n, c, h, w, out: column tails, B blocks of many panels (3 channels:
      * 1024 columns a block) with a tail, depth past one 256 chunk, row
      * panels of 1..5, runs of panels spanning images, 256+ pixels so the
-     * packed GEMM runs */
+     * packed GEMM runs; more weight rows than one L2 chunk holds (120),
+     * alone and with depth past 256; guided runs over 1-3 threads */
     static const int64_t cases[][5] = {
-        {1, 3, 40, 41, 10}, {3, 300, 17, 17, 13}, {2, 33, 16, 17, 7}, {5, 8, 16, 16, 1}, {1, 256, 28, 28, 256},
+        {1, 3, 40, 41, 10},   {3, 300, 17, 17, 13},  {2, 33, 16, 17, 7},   {5, 8, 16, 16, 1},
+        {1, 256, 28, 28, 256}, {1, 256, 16, 17, 301}, {2, 520, 16, 16, 300},
     };
     conv_threadpool *pools[3] = {NULL};
     assert_int_equal(conv_threadpool_create(2, &pools[1], NULL), CONV_OK);
