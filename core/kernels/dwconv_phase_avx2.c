@@ -10,8 +10,9 @@
  * inputs) instead of once per tap and output row. The zero padding is
  * written with the copy, only where the taps read it.
  *
- * 3x3 stride-1 planes at least 32 wide skip the copy but for 16 columns at
- * each end: column strips (strip3) read the input rows in place.
+ * 3x3 and 5x5 stride-1 planes at least 16 wide skip the copy: column
+ * strips (strip3, strip5) read the input rows in place, through lane masks
+ * where the taps reach past a row's ends.
  *
  * Other outputs are computed in tiles of R rows x V vectors of 8 columns; a row's
  * last vector overlaps the one before it (ow >= 8) so every store is a full
@@ -107,7 +108,7 @@ static inline __m256 short_vector(const float *src, int64_t n)
  * zeros are where they belong and only the data is copied (the per-row
  * zeroing branches cost as much as the copy on 14x14 planes). */
 static void fill_rows(const dw_plane *p, const dw_phase_geom *g, const float *in, float *buf, int64_t iy0,
-                      int64_t rows, bool pads_ready, bool edges_only)
+                      int64_t rows, bool pads_ready)
 {
     const int64_t iw = p->iw, pl = p->pl, lr = g->lr, need = g->need;
     for (int64_t r = 0; r < rows; r++) {
@@ -119,15 +120,6 @@ static void fill_rows(const dw_plane *p, const dw_phase_geom *g, const float *in
             continue;
         }
         const float *src = in + iy * iw;
-        if (edges_only) { /* see direct_strips: the 16 columns at each end */
-            if (!pads_ready) zero_span(dst, 0, pl);
-            _mm256_storeu_ps(dst + pl, _mm256_loadu_ps(src));
-            _mm256_storeu_ps(dst + pl + 8, _mm256_loadu_ps(src + 8));
-            _mm256_storeu_ps(dst + pl + iw - 16, _mm256_loadu_ps(src + iw - 16));
-            _mm256_storeu_ps(dst + pl + iw - 8, _mm256_loadu_ps(src + iw - 8));
-            if (!pads_ready) zero_span(dst, pl + iw, need);
-            continue;
-        }
         if (g->s == 1) {
             if (!pads_ready) zero_span(dst, 0, pl);
             int64_t c = 0;
@@ -293,8 +285,15 @@ PH_INLINE __m256 fma3(__m256 a, __m256 b, __m256 c, __m256 w0, __m256 w1, __m256
     return _mm256_fmadd_ps(c, w2, _mm256_fmadd_ps(b, w1, _mm256_fmadd_ps(a, w0, acc)));
 }
 
-PH_INLINE void strip3(const float *const *rows, int64_t col, const float *wb, const float *vec, float *out,
-                      int64_t ow, int64_t nrows, const int CLAMP)
+/* an input vector; in an edge strip (MASKED) lanes outside the row are
+ * not read and are zero, mask[0..7] being -1 on the lanes inside */
+PH_INLINE __m256 in_vec(const float *at, const int32_t *mask, const int MASKED)
+{
+    return MASKED ? _mm256_maskload_ps(at, _mm256_load_si256((const __m256i *)mask)) : _mm256_loadu_ps(at);
+}
+
+PH_INLINE void strip3(const float *const *rows, int64_t col, const float *wb, const float *vec, const int32_t *mask,
+                      float *out, int64_t ow, int64_t nrows, const int MASKED, const int CLAMP)
 {
     /* vec: bias, lo, hi as 8-lane vectors (memory operands, no registers) */
     const __m256 w00 = _mm256_load_ps(wb), w01 = _mm256_load_ps(wb + 8), w02 = _mm256_load_ps(wb + 16);
@@ -302,15 +301,15 @@ PH_INLINE void strip3(const float *const *rows, int64_t col, const float *wb, co
     const __m256 w20 = _mm256_load_ps(wb + 48), w21 = _mm256_load_ps(wb + 56), w22 = _mm256_load_ps(wb + 64);
     __m256 a, b, c, c1, c2; /* c1: output row t-1 through kernel row 0; c2: row t-2 through rows 0, 1 */
     const float *row = rows[0] + col;
-    a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 1), c = _mm256_loadu_ps(row + 2);
+    a = in_vec(row, mask, MASKED), b = in_vec(row + 1, mask + 8, MASKED), c = in_vec(row + 2, mask + 16, MASKED);
     c2 = fma3(a, b, c, w00, w01, w02, _mm256_load_ps(vec));
     row = rows[1] + col;
-    a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 1), c = _mm256_loadu_ps(row + 2);
+    a = in_vec(row, mask, MASKED), b = in_vec(row + 1, mask + 8, MASKED), c = in_vec(row + 2, mask + 16, MASKED);
     c2 = fma3(a, b, c, w10, w11, w12, c2);
     c1 = fma3(a, b, c, w00, w01, w02, _mm256_load_ps(vec));
     for (int64_t t = 2; t < nrows + 2; t++, out += ow) {
         row = rows[t] + col;
-        a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 1), c = _mm256_loadu_ps(row + 2);
+        a = in_vec(row, mask, MASKED), b = in_vec(row + 1, mask + 8, MASKED), c = in_vec(row + 2, mask + 16, MASKED);
         PIN(a);
         PIN(b);
         PIN(c);
@@ -325,6 +324,11 @@ PH_INLINE void strip3(const float *const *rows, int64_t col, const float *wb, co
     }
 }
 
+/* Two vectors of the 3x3 strip (columns [x, x + 16)): the taps are loaded
+ * per row (9 loads for 18 FMAs, each feeding both vectors) instead of held
+ * in registers, as the twelve carried sums and inputs take them. Two
+ * independent chains a row hide the FMA latency that held strip3 at ~9
+ * cycles a row on short (28-row) strips; same order of sums as strip3. */
 static void block_any(const float *buf, const dw_phase_geom *g, const dw_plane *p, float *out, int64_t nrows,
                       const float *clamp)
 {
@@ -351,40 +355,198 @@ static void block_any(const float *buf, const dw_phase_geom *g, const dw_plane *
             row_group(&c, buf + y * sh * c.rs, out + y * c.ow, nrows - y, 1, kh, kw, sh, 2, dh, dw);
 }
 
-/* The 3x3 stride-1 planes wide enough for direct strips: interior strips
- * read the input rows in place and only the 16 columns at each end go
- * through the buffer (edge strips at output column < 8 or reading within
- * 16 of the row's end), so the copy no longer runs as a separate pass over
- * the plane (it took 30% of a 112x112 plane, its loads waiting on L2/L3
- * with no FMAs to overlap). Pads up to 8 keep every edge strip inside those
- * 16 columns. */
+/* ------------------------------------------------------------ column strips (5x5, stride 1) */
+
+/* One input row t of the 5x5 strip, V vectors at row[0] and row[8]: the
+ * accumulators a[o % 5] hold output rows o = t-4 .. t, and output row t-k
+ * takes kernel row k from this input row, for k in [klo, KHI] (klo > 0 on
+ * the last input rows, whose later output rows do not exist); PH = t % 5.
+ * Each input vector is loaded once for the five output rows it feeds, a
+ * tap once for both vectors. Then output row t-4 is stored (when `store`)
+ * and its accumulator restarts from the bias as row t+1's. The rotation by
+ * PH keeps every accumulator in its register: moving them along instead
+ * made GCC spill. Same order of sums as the tiles. */
+PH_INLINE void row5(const float *row, const float *wb, const int32_t *mask, __m256 a[5][2], const float *vec, float *out,
+                    int klo, const int KHI, const int PH, const bool store, const int V, const int MASKED, const int CLAMP)
+{
+    /* the taps' loads stay in the loop: hoisted, they went to stack slots
+     * and pushed the accumulators out with them */
+    __asm__("" : "+r"(wb));
+#pragma GCC unroll 5
+    for (int i = 0; i < 5; i++) {
+        __m256 x0 = in_vec(row + i, mask + 8 * i, MASKED), x1 = x0;
+        PIN(x0);
+        if (V > 1) {
+            x1 = in_vec(row + 8 + i, mask + 8 * (5 + i), MASKED);
+            PIN(x1);
+        }
+#pragma GCC unroll 5
+        for (int k = 0; k <= KHI; k++) {
+            if (k < klo) continue;
+            __m256 w = _mm256_load_ps(wb + 8 * (k * 5 + i));
+            if (V > 1) PIN(w);
+            const int o = (PH - k + 5) % 5;
+            if (V > 1) {
+                a[o][0] = _mm256_fmadd_ps(x0, w, a[o][0]);
+                a[o][1] = _mm256_fmadd_ps(x1, w, a[o][1]);
+            } else {
+                a[o][i & 1] = _mm256_fmadd_ps(x0, w, a[o][i & 1]);
+            }
+        }
+    }
+    const int done = (PH + 1) % 5;
+#pragma GCC unroll 2
+    for (int v = 0; v < V; v++) {
+        if (store) {
+            __m256 y = V > 1 ? a[done][v] : _mm256_add_ps(a[done][0], a[done][1]);
+            if (CLAMP > 0) y = _mm256_max_ps(_mm256_load_ps(vec + 8), y);
+            if (CLAMP > 1) y = _mm256_min_ps(_mm256_load_ps(vec + 16), y);
+            _mm256_storeu_ps(out + 8 * v, y);
+        }
+        a[done][v] = _mm256_load_ps(vec);
+    }
+    if (V == 1) a[done][1] = _mm256_setzero_ps();
+}
+
+/* The 5x5 stride-1 strip: output columns [x, x + 8V) of rows [0, nrows),
+ * walking down input rows t = 0 .. nrows+3 (rows[t] + col); output row t-4
+ * is stored after input row t. 25 taps do not fit in registers as strip3's
+ * nine do, so two vectors share each tap load: per input row 10 input and
+ * 25 tap loads feed 50 FMAs (the R-row tiles need 180 loads per 200).
+ * vec: bias, lo, hi as 8-lane vectors. */
+PH_INLINE void strip5(const float *const *rows, int64_t col, const float *wb, const float *vec, const int32_t *mask,
+                      float *out, int64_t ow, int64_t nrows, const int V, const int MASKED, const int CLAMP)
+{
+    __m256 a[5][2];
+#pragma GCC unroll 5
+    for (int k = 0; k < 5; k++) a[k][0] = a[k][1] = V > 1 ? _mm256_load_ps(vec) : _mm256_setzero_ps();
+#pragma GCC unroll 5
+    for (int k = 0; k < 5; k++) a[k][0] = _mm256_load_ps(vec);
+    /* the first four input rows: output rows t-k < 0 do not exist */
+    row5(rows[0] + col, wb, mask, a, vec, out, 0, 0, 0, false, V, MASKED, CLAMP);
+    row5(rows[1] + col, wb, mask, a, vec, out, 0, 1, 1, false, V, MASKED, CLAMP);
+    row5(rows[2] + col, wb, mask, a, vec, out, 0, 2, 2, false, V, MASKED, CLAMP);
+    row5(rows[3] + col, wb, mask, a, vec, out, 0, 3, 3, false, V, MASKED, CLAMP);
+    int64_t t = 4;
+    for (; t + 5 <= nrows; t += 5, out += 5 * ow) {
+        row5(rows[t] + col, wb, mask, a, vec, out, 0, 4, 4, true, V, MASKED, CLAMP);
+        row5(rows[t + 1] + col, wb, mask, a, vec, out + ow, 0, 4, 0, true, V, MASKED, CLAMP);
+        row5(rows[t + 2] + col, wb, mask, a, vec, out + 2 * ow, 0, 4, 1, true, V, MASKED, CLAMP);
+        row5(rows[t + 3] + col, wb, mask, a, vec, out + 3 * ow, 0, 4, 2, true, V, MASKED, CLAMP);
+        row5(rows[t + 4] + col, wb, mask, a, vec, out + 4 * ow, 0, 4, 3, true, V, MASKED, CLAMP);
+    }
+    /* the rest, and the last four input rows (from kernel row t - nrows + 1 on) */
+    for (; t < nrows + 4; t++, out += ow) {
+        int klo = t < nrows ? 0 : (int)(t - nrows + 1);
+        const float *row = rows[t] + col;
+        switch (t % 5) {
+        case 0: row5(row, wb, mask, a, vec, out, klo, 4, 0, true, V, MASKED, CLAMP); break;
+        case 1: row5(row, wb, mask, a, vec, out, klo, 4, 1, true, V, MASKED, CLAMP); break;
+        case 2: row5(row, wb, mask, a, vec, out, klo, 4, 2, true, V, MASKED, CLAMP); break;
+        case 3: row5(row, wb, mask, a, vec, out, klo, 4, 3, true, V, MASKED, CLAMP); break;
+        default: row5(row, wb, mask, a, vec, out, klo, 4, 4, true, V, MASKED, CLAMP); break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ direct strips */
+
+/* Stride-1 3x3 and 5x5 planes at least two vectors wide: every strip reads
+ * the input rows in place, with no copy into the buffer at all (it took
+ * 30% of a 112x112 3x3 plane and 17% of a 56x56 5x5 one, its loads
+ * waiting on L2/L3 with no FMAs to overlap). Strips whose taps reach past
+ * either end of a row (the edge strips) load through lane masks, zero
+ * outside the row; rows above and below the input read a zeroed row. */
 #define PH_DIRECT_MAX_ROWS 256
 static bool direct_ok(const dw_plane *p)
 {
-    return p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->kh == 3 && p->kw == 3 && p->pl <= 8 &&
-           p->pr <= 8 && p->iw >= 32 && p->ow >= 32;
+    return p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 && p->kh == p->kw && (p->kh == 3 || p->kh == 5) &&
+           p->ow >= 16 && p->iw <= DW_PHASE_FLOATS;
 }
 
-/* Output rows [0, nrows) of one plane: rows[t] is input row t of the block
- * (or a zeroed buffer row) at column -pl, edge[t] its buffer row. */
-static void direct_strips(const float *const *rows, const float *const *edge, const dw_plane *p, const float *clamp,
-                          float *out, int64_t nrows)
+/* One strip of v vectors at output column ox of rows [0, nrows): rows[t]
+ * is input row t of the block (or a zeroed row), at column 0. */
+static void direct_strip(const float *const *rows, const dw_plane *p, const float *vec, float *out, int64_t nrows,
+                         int64_t ox, int64_t v)
 {
-    const int64_t ow = p->ow, pl = p->pl, iw = p->iw;
+    const int64_t k = p->kw, col = ox - p->pl, ow = p->ow;
+    const int act = p->act == CONV_ACT_NONE ? 0 : p->act == CONV_ACT_RELU ? 1 : 2;
+    out += ox;
+    if (col >= 0 && col + 8 * v + k - 1 <= p->iw) {
+        static const int32_t none[1] = {0};
+        if (k == 3) {
+            if (act == 0)
+                strip3(rows, col, p->wb, vec, none, out, ow, nrows, 0, 0);
+            else if (act == 1)
+                strip3(rows, col, p->wb, vec, none, out, ow, nrows, 0, 1);
+            else
+                strip3(rows, col, p->wb, vec, none, out, ow, nrows, 0, 2);
+        } else if (v == 2) {
+            if (act == 0)
+                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 2, 0, 0);
+            else if (act == 1)
+                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 2, 0, 1);
+            else
+                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 2, 0, 2);
+        } else {
+            if (act == 0)
+                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 1, 0, 0);
+            else if (act == 1)
+                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 1, 0, 1);
+            else
+                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 1, 0, 2);
+        }
+        return;
+    }
+    /* mask[(vi * k + i) * 8 + j]: lane j of vector vi's load at tap column
+     * i reads input column col + 8 vi + i + j, inside the row or not */
+    _Alignas(32) int32_t mask[2 * 5 * 8];
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t vi = 0; vi < v; vi++)
+        for (int64_t i = 0; i < k; i++) {
+            /* lane j inside when 0 <= c0 + j < iw (|c0| < 2^31: iw < 2^30, pads within the buffer) */
+            __m256i c = _mm256_add_epi32(lane, _mm256_set1_epi32((int32_t)(col + 8 * vi + i)));
+            __m256i m = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), c),
+                                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)p->iw), c));
+            _mm256_store_si256((__m256i *)(mask + (vi * k + i) * 8), m);
+        }
+    /* the loads address columns from col on; masked lanes are not read */
+    if (k == 3) {
+        if (act == 0)
+            strip3(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 0);
+        else if (act == 1)
+            strip3(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1);
+        else
+            strip3(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 2);
+    } else if (v == 2) {
+        if (act == 0)
+            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 2, 1, 0);
+        else if (act == 1)
+            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 2, 1, 1);
+        else
+            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 2, 1, 2);
+    } else {
+        if (act == 0)
+            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1, 0);
+        else if (act == 1)
+            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1, 1);
+        else
+            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1, 2);
+    }
+}
+
+/* Output rows [0, nrows) of one plane: 3x3 in strips of one vector, 5x5 of
+ * two (the last strip overlaps the one before, rewriting the same values). */
+static void direct_strips(const float *const *rows, const dw_plane *p, const float *clamp, float *out, int64_t nrows)
+{
+    const int64_t ow = p->ow;
     _Alignas(32) float vec[24];
     for (int i = 0; i < 8; i++) vec[i] = p->bias, vec[8 + i] = clamp[0], vec[16 + i] = clamp[1];
-    for (int64_t ox = 0;; ox += 8) {
-        if (ox + 8 > ow) ox = ow - 8; /* the last strip overlaps the one before, rewriting the same values */
-        bool inside = ox >= pl && ox - pl + 9 < iw;
-        const float *const *from = inside ? rows : edge;
-        int64_t col = inside ? ox - pl : ox;
-        if (p->act == CONV_ACT_NONE)
-            strip3(from, col, p->wb, vec, out + ox, ow, nrows, 0);
-        else if (p->act == CONV_ACT_RELU)
-            strip3(from, col, p->wb, vec, out + ox, ow, nrows, 1);
-        else
-            strip3(from, col, p->wb, vec, out + ox, ow, nrows, 2);
-        if (ox + 8 >= ow) break;
+    for (int64_t ox = 0; ox < ow;) {
+        int64_t left = ow - ox, v = p->kw == 5 && left > 8 ? 2 : 1;
+        if (left < 8 * v) ox = ow - 8 * v;
+        direct_strip(rows, p, vec, out, nrows, ox, v);
+        ox += 8 * v;
     }
 }
 
@@ -397,20 +559,21 @@ void dwconv_phase_rows(const dw_plane *p, const dw_phase_geom *g, const float *i
         int64_t n = y1 - y < max_rows ? y1 - y : max_rows;
         int64_t rows_in = (n - 1) * p->sh + (p->kh - 1) * p->dh + 1;
         bool ready = layout[0] == y && layout[1] == n;
-        bool direct = direct_ok(p) && rows_in <= PH_DIRECT_MAX_ROWS;
-        fill_rows(p, g, in_plane, buf, y * p->sh - p->pt, rows_in, ready, direct);
-        layout[0] = y, layout[1] = n;
-        if (direct) {
-            const float *rows[PH_DIRECT_MAX_ROWS], *edge[PH_DIRECT_MAX_ROWS];
+        if (direct_ok(p) && rows_in <= PH_DIRECT_MAX_ROWS) {
+            const float *rows[PH_DIRECT_MAX_ROWS];
+            bool zero_row = false;
             for (int64_t r = 0; r < rows_in; r++) {
                 int64_t iy = y - p->pt + r;
-                edge[r] = buf + row_shift(p) + r * g->rs;
-                /* rows[r] + ox - pl: input column ox - pl, or that column of the zeroed row */
-                rows[r] = iy >= 0 && iy < p->ih ? in_plane + iy * p->iw : edge[r] + p->pl;
+                zero_row |= iy < 0 || iy >= p->ih;
+                rows[r] = iy >= 0 && iy < p->ih ? in_plane + iy * p->iw : buf;
             }
-            for (int64_t m = 0; m < nouts; m++) direct_strips(rows, edge, &outs[m], clamp, outs[m].out + y * p->ow, n);
+            if (zero_row && layout[0] != -2) zero_span(buf, 0, p->iw); /* -2: buf holds the zeroed row */
+            if (zero_row) layout[0] = -2, layout[1] = -2;
+            for (int64_t m = 0; m < nouts; m++) direct_strips(rows, &outs[m], clamp, outs[m].out + y * p->ow, n);
             continue;
         }
+        fill_rows(p, g, in_plane, buf, y * p->sh - p->pt, rows_in, ready);
+        layout[0] = y, layout[1] = n;
         for (int64_t m = 0; m < nouts; m++)
             block_any(buf + row_shift(p), g, &outs[m], outs[m].out + y * p->ow, n, clamp);
     }

@@ -3,9 +3,9 @@
  * tiny maps, every output width up to 20, batches, depth multipliers, bias,
  * activations and thread counts; the per-plane and channel-blocked AVX2
  * paths (when the CPU has it, with and without packed weights) and the
- * scalar path; large maps (widths 30-1000, pads 0-10, row blocks, batches,
- * multipliers), whose 3x3 stride-1 planes at least 32 wide run in column
- * strips reading the input in place. Then NaN
+ * scalar path; large maps (widths 12-1300, pads 0-10, row blocks, batches,
+ * multipliers), whose 3x3 and 5x5 stride-1 planes at least 16 wide run in
+ * column strips reading the input in place. Then NaN
  * handling and the kernel as the model layer uses it (forced, heuristic,
  * rejected, every padding mode). */
 #include <math.h>
@@ -153,25 +153,30 @@ static const dw_case fixed_cases[] = {
     {1, 9, 1, 200, 20, 3, 3, 1, 1, 3, 1, 3, 3, 1, 1, true, NOACT},
 };
 
-/* Large maps, which the kernel runs per plane: 3x3 stride-1 planes at
- * least 32 wide in column strips that read the input in place, with the 16
- * columns at each end (or pads past 8, or narrower maps) in buffered tiles. */
+/* Large maps, which the kernel runs per plane: 3x3 and 5x5 stride-1 planes
+ * at least 16 wide in column strips that read the input in place, those
+ * reaching past a row's ends through lane masks; narrower maps, other
+ * kernels and strides in buffered tiles. */
 static const dw_case large_cases[] = {
     /* the benchmark layer's planes, and odd widths around the edge strips */
     {1, 3, 1, 112, 112, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
     {1, 2, 1, 57, 113, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU},
     {1, 2, 1, 40, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU6},
     {1, 2, 1, 41, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
-    {1, 2, 1, 30, 34, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true, NOACT}, /* ow 32: the narrowest in-place plane */
+    {1, 2, 1, 30, 34, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true, NOACT},
     {1, 2, 1, 30, 35, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, true, RELU},
     {1, 2, 1, 29, 47, 3, 3, 1, 1, 1, 1, 0, 2, 1, 0, true, NOACT},
     {1, 2, 1, 29, 61, 3, 3, 1, 1, 1, 1, 2, 0, 0, 1, true, RELU6},
     {1, 2, 1, 31, 100, 3, 3, 1, 1, 1, 1, 1, 1, 7, 8, true, NOACT},
     {1, 2, 1, 31, 100, 3, 3, 1, 1, 1, 1, 1, 1, 8, 7, true, RELU},
     {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 3, 4, 5, 6, true, NOACT},
-    {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 1, 1, 9, 1, true, NOACT},  /* pads past 8: the buffered tiles */
+    {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 1, 1, 9, 1, true, NOACT},  /* pads past 8: whole strips in the padding */
     {1, 2, 1, 31, 77, 3, 3, 1, 1, 1, 1, 1, 1, 1, 10, true, RELU6},
-    {1, 2, 1, 23, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},  /* ow 31: the buffered tiles */
+    {1, 2, 1, 23, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
+    {1, 2, 1, 23, 15, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},  /* ow 15: the buffered tiles */
+    {1, 2, 1, 6, 10, 3, 3, 1, 1, 1, 1, 1, 1, 5, 5, true, RELU},    /* rows narrower than a vector, ow 18 */
+    {1, 2, 1, 6, 9, 5, 5, 1, 1, 1, 1, 2, 2, 6, 6, true, NOACT},
+    {1, 2, 1, 8, 3, 5, 5, 1, 1, 1, 1, 2, 2, 9, 9, true, RELU6},    /* every strip masked on both sides */
     {1, 2, 1, 1, 90, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},   /* one row: both its neighbours padding */
     {1, 2, 1, 3, 90, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, true, RELU},    /* one output row, no padding rows */
     {1, 2, 1, 5, 90, 3, 3, 1, 1, 1, 1, 6, 6, 1, 1, true, NOACT},   /* more padding rows than input rows */
@@ -184,9 +189,16 @@ static const dw_case large_cases[] = {
     {1, 1, 4, 40, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
     {1, 1, 5, 40, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU},
     {3, 9, 1, 40, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, NOACT},
-    /* the other per-plane tiles on large maps */
+    /* 5x5 stride 1: the benchmark layer's planes, odd sizes, rows in blocks
+     * of 4, of 2 (and a last one of 1) where the buffer holds few rows */
     {1, 3, 1, 56, 56, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, NOACT},
     {1, 2, 1, 57, 59, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
+    {1, 1, 1, 97, 1000, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU},
+    {1, 1, 1, 13, 1300, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, NOACT},
+    {1, 2, 1, 3, 40, 5, 5, 1, 1, 1, 1, 1, 1, 2, 2, true, NOACT}, /* one output row, two of its rows padding */
+    {2, 2, 3, 30, 33, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, RELU6},
+    {1, 1, 1, 110, 120, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, NOACT}, /* row blocks over threads */
+    /* the other per-plane tiles on large maps */
     {2, 2, 2, 40, 45, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, true, RELU},
     {1, 2, 1, 60, 67, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, NOACT},
     {1, 2, 1, 45, 80, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, true, NOACT},
@@ -382,21 +394,26 @@ static void test_every_width(void **state)
         }
 }
 
-/* every width 30..72 and every left pad 0..9 of a 3x3 stride-1 map: the
- * in-place strips, the edge strips at both ends, the overlapping last strip */
+/* every width 12..72 and every left pad 0..9 of 3x3 and 5x5 stride-1
+ * maps: the in-place strips, the masked edge strips at both ends, 5x5's
+ * pairs of vectors and single last vector, the overlapping last strip */
 static void test_large_widths_and_pads(void **state)
 {
     pools *ps = *state;
     const conv_activation acts[] = {NOACT, RELU, RELU6};
-    for (int64_t w = 30; w <= 72; w++) {
-        dw_case k = {1, 2, 1, 9, w, 3, 3, 1, 1, 1, 1, 1, 1, w % 3, (w / 3) % 3, true, acts[w % 3]};
-        run_case(&k, ps->p, "large width");
-    }
-    for (int64_t pl = 0; pl <= 9; pl++)
-        for (int64_t pr = 0; pr <= 9; pr += 3) {
-            dw_case k = {1, 1, 1, 7, 41, 3, 3, 1, 1, 1, 1, 1, 0, pl, pr, true, NOACT};
-            run_case(&k, ps->p, "large pads");
+    for (int64_t k = 3; k <= 5; k += 2)
+        for (int64_t w = 12; w <= 72; w++) {
+            int64_t pad = k / 2;
+            dw_case c = {1, 2, 1, 9, w, k, k, 1, 1, 1, 1, pad, pad, w % (pad + 2), (w / 3) % (pad + 2), true,
+                         acts[w % 3]};
+            run_case(&c, ps->p, "large width");
         }
+    for (int64_t k = 3; k <= 5; k += 2)
+        for (int64_t pl = 0; pl <= 9; pl++)
+            for (int64_t pr = 0; pr <= 9; pr += 3) {
+                dw_case c = {1, 1, 1, 7, 41, k, k, 1, 1, 1, 1, 1, 0, pl, pr, true, NOACT};
+                run_case(&c, ps->p, "large pads");
+            }
 }
 
 static void test_every_activation(void **state)
@@ -457,6 +474,22 @@ static void test_nan_passes_through(void **state)
         for (size_t i = 0; i < s.out_n; i++) nans += isnan(s.ref[i]) != 0;
         assert_int_equal(nans, 4 + 9 + 6);
         run_setup(&s, &k, ps->p, "large nan");
+        free_case(&s);
+    }
+    for (int act = NOACT; act <= RELU6; act++) { /* 5x5: two-vector strips, the last a single one */
+        dw_case k = {1, 2, 1, 20, 50, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, true, (conv_activation)act};
+        dw_setup s;
+        setup_case(&k, &s);
+        s.x[0] = NAN;                      /* a corner: the masked left strip */
+        s.x[20 * 50 + 9 * 50 + 24] = NAN;  /* channel 1, an in-place strip */
+        s.x[20 * 50 + 15 * 50 + 49] = NAN; /* channel 1, the masked right strip */
+        conv_run_args ra = {.params = &s.p, .weight = s.w, .bias = s.b, .input = s.x, .output = s.ref,
+                            .in = s.in, .out = s.out};
+        conv_kernel_direct.run(&ra);
+        size_t nans = 0;
+        for (size_t i = 0; i < s.out_n; i++) nans += isnan(s.ref[i]) != 0;
+        assert_int_equal(nans, 9 + 25 + 15);
+        run_setup(&s, &k, ps->p, "large nan 5x5");
         free_case(&s);
     }
 }
