@@ -12,7 +12,7 @@
  * Small output planes and stride 2 go instead through the channel-blocked
  * path (dwconv_blocked_avx2.c), 8 channels a vector, over blocks of 8
  * channels; the choice is made per run from the geometry and the channel
- * count (blocked_preferred). */
+ * count (dwconv_blocked_preferred). */
 #include "core/kernels/dwconv.h"
 
 static bool dw_supports(const conv_params *p)
@@ -426,12 +426,12 @@ static bool run_blocked(const conv_run_args *a, const dw_plane *s)
  * 256x28x28 0.128 vs 0.095, 1024x7x7 0.183 vs 0.096, 32x112x112 s2 0.108
  * vs 0.080, 128x56x56 s2 0.123 vs 0.085; 3x3 stride 1 on 56x56 and larger
  * about even (64x56x56 0.090-0.121 vs 0.089-0.113). */
-static bool blocked_preferred(const dw_plane *s, int64_t channels)
+bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t stride_w)
 {
     /* with fewer than 8 channels most lanes would idle: 1x224x224 s2 ran
      * 0.016 ms per plane against 0.077 blocked, 3 channels 0.048 vs 0.089 */
     if (channels < 8) return false;
-    return s->oh * s->ow <= DW_BLOCKED_MAX_PLANE || s->sw == 2;
+    return oh * ow <= DW_BLOCKED_MAX_PLANE || stride_w == 2;
 }
 
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
@@ -446,7 +446,8 @@ void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
     job.avx2 = avx2;
     int64_t planes = a->out.n * cp->out_channels;
     if (planes == 0 || s->oh == 0 || s->ow == 0) return;
-    bool blocked = path == DW_PATH_BLOCKED || (path == DW_PATH_AUTO && blocked_preferred(s, cp->in_channels));
+    bool blocked = path == DW_PATH_BLOCKED ||
+                   (path == DW_PATH_AUTO && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw));
     if (avx2 && blocked && run_blocked(a, s)) return;
     if (avx2 && run_phase(a, s)) return;
     if (avx2) dwconv_avx2_prepare(s, &job.plan);

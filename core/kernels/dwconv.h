@@ -27,6 +27,11 @@ typedef struct dw_plane {
  * taps and bias stay for the caller). */
 void dw_plane_geometry(dw_plane *s, const conv_params *cp, const conv_dims *in, const conv_dims *out);
 
+/* Whether the channel-blocked path suits a depthwise convolution of this
+ * many channels, output plane and column stride (the measured rule in
+ * dwconv.c; the fused separable kernel follows it too). */
+bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t stride_w);
+
 /* Output rows [y0, y1) of one plane, border included. */
 void dwconv_rows_scalar(const dw_plane *p, int64_t y0, int64_t y1);
 /* Same with AVX2/FMA; call only when conv_cpu()->avx2_fma. The plan (the

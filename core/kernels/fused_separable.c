@@ -28,9 +28,6 @@
  * 64-192 KiB tiles ran within noise of each other, whole-image tiles slower. */
 #define FUSED_TILE_BYTES (128 * 1024)
 
-/* as dwconv.c's blocked_preferred: the depthwise stage runs channel-blocked
- * from 8 channels up on planes of at most this many pixels, or at stride 2 */
-#define FUSED_BLOCKED_MAX_PLANE 1024
 
 bool conv_fused_separable_supports(const conv_params *dw, const conv_params *pw)
 {
@@ -101,7 +98,7 @@ bool conv_fused_separable_pays(const conv_params *dw, const conv_params *pw, con
     if (rows * mid->w >= FUSED_MIN_COLUMNS) return true;
     double mid_bytes = (double)row_bytes * (double)mid->h;
     double weight_bytes = (double)pw->out_channels * (double)pw->in_channels * sizeof(float);
-    bool blocked = dw->in_channels >= 8 && mid->h * mid->w <= FUSED_BLOCKED_MAX_PLANE;
+    bool blocked = dwconv_blocked_preferred(dw->in_channels, mid->h, mid->w, dw->stride_w);
     return blocked && mid_bytes > FUSED_L2_BYTES && weight_bytes <= FUSED_L2_BYTES / 2;
 }
 
@@ -274,8 +271,8 @@ void conv_fused_separable_run(const fused_sep_args *a)
     job.multiplier = cp->out_channels / cp->in_channels;
     /* as in dwconv.c: the AVX2 lane masks index columns in 32 bits */
     job.avx2 = conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
-    job.blocked = job.avx2 && cp->in_channels >= 8 &&
-                  (s->oh * s->ow <= FUSED_BLOCKED_MAX_PLANE || s->sw == 2) && dwconv_blocked_geometry(s, &job.bg);
+    job.blocked = job.avx2 && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw) &&
+                  dwconv_blocked_geometry(s, &job.bg);
     /* as in dwconv.c's run_phase: stride-2 rows narrower than a vector stay on the older tiles */
     job.phase = job.avx2 && !job.blocked && !(s->sw == 2 && s->ow < 8) && dwconv_phase_geometry(s, &job.g);
     if (job.avx2 && !job.blocked && !job.phase) dwconv_avx2_prepare(s, &job.plan);
