@@ -2,7 +2,8 @@
  * path for small maps and stride 2: 8 channel planes at a time are
  * transposed into a zero-padded [rows][cols][8] scratch, so each tap is one
  * FMA on a vector of 8 channels and stride 2 is only a wider pixel step;
- * output tiles of 8 pixels are transposed back to the 8 NCHW planes in registers.
+ * output tiles of 8 pixels (a row's last 1-4: 4 pixels, not an overlapping 8)
+ * are transposed back to the 8 NCHW planes in registers.
  *
  * Per-plane vectors waste most of their lanes and per-plane setup on 7x7 or
  * 14x14 outputs, and stride 2 costs them a deinterleave; here a whole
@@ -70,6 +71,22 @@ BL_INLINE void transpose_in(const float *const rows[8], int64_t x, float *dst)
     _mm256_storeu_ps(dst + 56, _mm256_shuffle_ps(t1, t3, 0xEE));
 }
 
+/* 4 pixels x 8 channels: rows[ch] + x, x in [0, 4), to dst[x][ch] (a
+ * row's tail of 1-4 pixels past its last 8, instead of an overlapping 8) */
+BL_INLINE void transpose_in4(const float *const rows[8], int64_t x, float *dst)
+{
+    __m256 a[4];
+    UNROLL8
+    for (int i = 0; i < 4; i++)
+        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(rows[i] + x)), _mm_loadu_ps(rows[i + 4] + x), 1);
+    __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+    __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+    _mm256_storeu_ps(dst + 0, _mm256_shuffle_ps(t0, t2, 0x44));
+    _mm256_storeu_ps(dst + 8, _mm256_shuffle_ps(t0, t2, 0xEE));
+    _mm256_storeu_ps(dst + 16, _mm256_shuffle_ps(t1, t3, 0x44));
+    _mm256_storeu_ps(dst + 24, _mm256_shuffle_ps(t1, t3, 0xEE));
+}
+
 static inline void zero_pixels(float *dst, int64_t n)
 {
     __m256 z = _mm256_setzero_ps();
@@ -99,7 +116,9 @@ void dwconv_blocked_fill(const dw_plane *p, const dw_blocked_geom *g, const floa
         int64_t x = 0;
         for (; x + 8 <= n; x += 8) transpose_in(src, x, d + x * 8);
         if (x < n) {
-            if (n >= 8) {
+            if (n >= 8 && n - x <= 4) {
+                transpose_in4(src, n - 4, d + (n - 4) * 8); /* may overlap the last full step */
+            } else if (n >= 8) {
                 transpose_in(src, n - 8, d + (n - 8) * 8); /* overlaps the last full step */
             } else {
                 /* a row narrower than a vector: through a zero-padded copy (a
@@ -172,6 +191,26 @@ BL_INLINE void store_tile(__m256 acc[8], float *const out[8], int64_t off, int n
     }
 }
 
+/* 4 output pixels (channel vectors acc[0..3]) to 4 floats of each of nch channel rows at out[ch] + off */
+BL_INLINE void store_tile4(__m256 acc[8], float *const out[8], int64_t off, int nch)
+{
+    __m256 t0 = _mm256_unpacklo_ps(acc[0], acc[1]), t1 = _mm256_unpackhi_ps(acc[0], acc[1]);
+    __m256 t2 = _mm256_unpacklo_ps(acc[2], acc[3]), t3 = _mm256_unpackhi_ps(acc[2], acc[3]);
+    /* s[k] = [pixels 0-3 of channel k | of channel k+4] */
+    __m256 s[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE), _mm256_shuffle_ps(t1, t3, 0x44),
+                   _mm256_shuffle_ps(t1, t3, 0xEE)};
+    if (nch == 8) {
+        UNROLL8
+        for (int k = 0; k < 4; k++) {
+            _mm_storeu_ps(out[k] + off, _mm256_castps256_ps128(s[k]));
+            _mm_storeu_ps(out[k + 4] + off, _mm256_extractf128_ps(s[k], 1));
+        }
+    } else {
+        for (int ch = 0; ch < nch; ch++)
+            _mm_storeu_ps(out[ch] + off, ch < 4 ? _mm256_castps256_ps128(s[ch]) : _mm256_extractf128_ps(s[ch - 4], 1));
+    }
+}
+
 /* Keeps a loaded input vector in a register: otherwise GCC folds the load
  * into every FMA that uses it, one load per tap again. */
 #define PIN(v) __asm__("" : "+x"(v))
@@ -179,14 +218,14 @@ BL_INLINE void store_tile(__m256 acc[8], float *const out[8], int64_t off, int n
 /* Taps of any size and dilation: per tap, one weight load and 8 FMAs
  * reading the input from memory. */
 BL_INLINE void taps_any(const dw_plane *p, const dw_blocked_geom *g, const float *src, const float *w, __m256 acc[8],
-                        const int64_t sw)
+                        const int64_t sw, const int np)
 {
     const int64_t taps = p->kh * p->kw;
     for (int64_t t = 0; t < taps; t++) {
         const float *x = src + g->tap_off[t];
         __m256 wt = _mm256_load_ps(w + t * 8);
         UNROLL8
-        for (int j = 0; j < 8; j++) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + j * sw * 8), wt, acc[j]);
+        for (int j = 0; j < np; j++) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + j * sw * 8), wt, acc[j]);
     }
 }
 
@@ -194,48 +233,53 @@ BL_INLINE void taps_any(const dw_plane *p, const dw_blocked_geom *g, const float
  * registers and each input pixel is loaded once for every output of the
  * tile it reaches (about half the loads of taps_any, which were the bound). */
 BL_INLINE void taps_row(const dw_plane *p, const dw_blocked_geom *g, const float *src, const float *w, __m256 acc[8],
-                        const int kw, const int sw)
+                        const int kw, const int sw, const int np)
 {
     const int64_t row_step = p->dh * g->cols * 8;
     for (int64_t ky = 0; ky < p->kh; ky++) {
         const float *x = src + ky * row_step;
         __m256 wv[5];
         _Pragma("GCC unroll 5") for (int k = 0; k < kw; k++) wv[k] = _mm256_load_ps(w + (ky * kw + k) * 8);
-        _Pragma("GCC unroll 20") for (int i = 0; i < 7 * sw + kw; i++)
+        _Pragma("GCC unroll 20") for (int i = 0; i < (np - 1) * sw + kw; i++)
         {
             __m256 xi = _mm256_loadu_ps(x + i * 8);
             PIN(xi);
             _Pragma("GCC unroll 5") for (int k = 0; k < kw; k++)
             {
                 int d = i - k;
-                if (d >= 0 && d % sw == 0 && d / sw < 8) acc[d / sw] = _mm256_fmadd_ps(xi, wv[k], acc[d / sw]);
+                if (d >= 0 && d % sw == 0 && d / sw < np) acc[d / sw] = _mm256_fmadd_ps(xi, wv[k], acc[d / sw]);
             }
         }
     }
 }
 
+/* np: pixels in the tile, 8, or 4 for a row's tail of 1-4 pixels (stored whole) */
 BL_INLINE void tile(const dw_plane *p, const dw_blocked_geom *g, const float *src, const float *w, __m256 bias,
-                    float *const out[8], int64_t off, int nch, int lanes, bool full, const int kw, const int64_t sw)
+                    float *const out[8], int64_t off, int nch, int lanes, bool full, const int kw, const int64_t sw,
+                    const int np)
 {
     __m256 acc[8];
     UNROLL8
-    for (int j = 0; j < 8; j++) acc[j] = bias;
+    for (int j = 0; j < np; j++) acc[j] = bias;
     if (kw == 3 || kw == 5)
-        taps_row(p, g, src, w, acc, kw, (int)sw);
+        taps_row(p, g, src, w, acc, kw, (int)sw, np);
     else
-        taps_any(p, g, src, w, acc, sw);
+        taps_any(p, g, src, w, acc, sw, np);
     if (p->act != CONV_ACT_NONE) {
         /* max/min return their second operand on NaN: NaN passes as in the reference */
         __m256 zero = _mm256_setzero_ps();
         UNROLL8
-        for (int j = 0; j < 8; j++) acc[j] = _mm256_max_ps(zero, acc[j]);
+        for (int j = 0; j < np; j++) acc[j] = _mm256_max_ps(zero, acc[j]);
         if (p->act == CONV_ACT_RELU6) {
             __m256 six = _mm256_set1_ps(6.0f);
             UNROLL8
-            for (int j = 0; j < 8; j++) acc[j] = _mm256_min_ps(six, acc[j]);
+            for (int j = 0; j < np; j++) acc[j] = _mm256_min_ps(six, acc[j]);
         }
     }
-    store_tile(acc, out, off, nch, lanes, full);
+    if (np == 4)
+        store_tile4(acc, out, off, nch);
+    else
+        store_tile(acc, out, off, nch, lanes, full);
 }
 
 /* kw: 3 or 5 for taps_row (dilation 1 along the width), else 0 */
@@ -249,14 +293,20 @@ BL_INLINE void rows_sw(const dw_plane *p, const dw_blocked_geom *g, const float 
         int64_t base = oy * p->ow;
         if (p->ow < 8) {
             /* rows narrower than a tile: full stores while the lanes past the row stay within rows still to come */
-            tile(p, g, row, w, bias, out, base, nch, (int)p->ow, base + 8 <= y1 * p->ow, kw, sw);
+            tile(p, g, row, w, bias, out, base, nch, (int)p->ow, base + 8 <= y1 * p->ow, kw, sw, 8);
             continue;
         }
         int64_t ox = 0;
-        for (; ox + 8 <= p->ow; ox += 8) tile(p, g, row + ox * sw * 8, w, bias, out, base + ox, nch, 8, true, kw, sw);
+        for (; ox + 8 <= p->ow; ox += 8)
+            tile(p, g, row + ox * sw * 8, w, bias, out, base + ox, nch, 8, true, kw, sw, 8);
         if (ox < p->ow) {
-            ox = p->ow - 8; /* overlaps the last full tile */
-            tile(p, g, row + ox * sw * 8, w, bias, out, base + ox, nch, 8, true, kw, sw);
+            /* the last 1-4 pixels as a 4-pixel tile, 5-7 as an 8-pixel one, overlapping the last full tile */
+            int np = p->ow - ox <= 4 ? 4 : 8;
+            ox = p->ow - np;
+            if (np == 4)
+                tile(p, g, row + ox * sw * 8, w, bias, out, base + ox, nch, 4, true, kw, sw, 4);
+            else
+                tile(p, g, row + ox * sw * 8, w, bias, out, base + ox, nch, 8, true, kw, sw, 8);
         }
     }
 }

@@ -5,7 +5,8 @@
  * paths (when the CPU has it, with and without packed weights) and the
  * scalar path; large maps (widths 12-1300, pads 0-10, row blocks, batches,
  * multipliers), whose 3x3 and 5x5 stride-1 planes at least 16 wide run in
- * column strips reading the input in place. Then NaN
+ * column strips reading the input in place; the channel-blocked path's
+ * row tails (widths 8-44, both strides, 1x1 to 7x7 taps). Then NaN
  * handling and the kernel as the model layer uses it (forced, heuristic,
  * rejected, every padding mode). */
 #include <math.h>
@@ -416,6 +417,41 @@ static void test_large_widths_and_pads(void **state)
             }
 }
 
+/* the channel-blocked path's row tails: every output width 8..44 at
+ * stride 1 and 2 (1-4 pixels past the last 8 go as a 4-pixel tile, 5-7 as
+ * an overlapping 8-pixel one; input rows likewise), through taps of 1, 3,
+ * 5 and 7, dilation, padding on either side or none, a partial channel
+ * block, multipliers and batches; then NaN in the tail columns */
+static void test_blocked_row_tails(void **state)
+{
+    pools *ps = *state;
+    const conv_activation acts[] = {NOACT, RELU, RELU6};
+    const int64_t ks[] = {3, 1, 5, 7};
+    for (int64_t stride = 1; stride <= 2; stride++)
+        for (int64_t w = 8; w <= 44; w++) {
+            int64_t k = ks[w % 4], half = k / 2, d = k == 3 && w % 5 == 0 ? 2 : 1;
+            dw_case c = {1 + (w & 1),  w % 3 == 0 ? 16 : 9,   1 + (w % 7 == 0), 5, w,     k, k, stride, stride, d, d,
+                         half * d,     half * d,             w % (half + 1),   (w / 2) % (half + 1) * d,
+                         w % 2 == 0, acts[w % 3]};
+            run_case(&c, ps->p, "blocked tail");
+        }
+    for (int64_t w = 12; w <= 28; w += 4) {
+        dw_case k = {1, 9, 1, 6, w, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, true, RELU};
+        dw_setup s;
+        setup_case(&k, &s);
+        s.x[8 * 6 * w + 2 * w + w - 1] = NAN; /* channel 8 (the partial block), a row's last column */
+        s.x[3 * 6 * w + 4 * w + w - 3] = NAN; /* channel 3, in the 4-pixel tail */
+        conv_run_args ra = {.params = &s.p, .weight = s.w, .bias = s.b, .input = s.x, .output = s.ref,
+                            .in = s.in, .out = s.out};
+        conv_kernel_direct.run(&ra);
+        size_t nans = 0;
+        for (size_t i = 0; i < s.out_n; i++) nans += isnan(s.ref[i]) != 0;
+        assert_int_equal(nans, 6 + 9);
+        run_setup(&s, &k, ps->p, "blocked tail nan");
+        free_case(&s);
+    }
+}
+
 static void test_every_activation(void **state)
 {
     pools *ps = *state;
@@ -634,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_large_cases_match_direct),
         cmocka_unit_test(test_every_width),
         cmocka_unit_test(test_large_widths_and_pads),
+        cmocka_unit_test(test_blocked_row_tails),
         cmocka_unit_test(test_every_activation),
         cmocka_unit_test(test_nan_passes_through),
         cmocka_unit_test(test_supports_only_depthwise),
