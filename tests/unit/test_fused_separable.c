@@ -184,7 +184,7 @@ static void test_pairs_match_unfused(void **state)
         l[3].algorithm = CONV_ALGO_FUSED_SEPARABLE;
         conv_model *fused = create(l, n, &w, true, false);
         for (int t = 0; t < 3; t++) {
-            char what[96];
+            char what[160];
             conv_layer_stats rows[5];
             run(by_rule, &in, &got, pools[t], rows);
             snprintf(what, sizeof what, "case %zu by rule (%s), %d thread(s)", i, rows[0].execution, t + 1);
