@@ -247,6 +247,27 @@ typedef struct wino_job {
 static void winograd_outputs(const wino_job *job, const float *m, int64_t n, int64_t g, int64_t first, int64_t count,
                              int64_t oc0, int64_t rows, int thread);
 
+/* V = B^T d B for tiles [first, first + count) of one input plane, tile t
+ * at dst + (t - first) (row stride ld): one call per run of tiles along a
+ * tile row, with the rows above or below the input passed as NULL. */
+static void input_tiles(const wino_job *job, const float *plane, int64_t first, int64_t count, float *dst, size_t ld)
+{
+    const conv_run_args *a = job->a;
+    const conv_params *p = a->params;
+    const wino_layout *l = &job->l;
+    for (int64_t t = first; t < first + count;) {
+        int64_t ty = t / l->tiles_w, tx = t % l->tiles_w;
+        int64_t seg = l->tiles_w - tx < first + count - t ? l->tiles_w - tx : first + count - t;
+        const float *rows[WINO_IN];
+        for (int r = 0; r < WINO_IN; r++) {
+            int64_t y = ty * WINO_OUT - p->pad_top + r;
+            rows[r] = y >= 0 && y < a->in.h ? plane + y * a->in.w : NULL;
+        }
+        job->input(rows, tx * WINO_OUT - p->pad_left, a->in.w, seg, dst + (size_t)(t - first), ld);
+        t += seg;
+    }
+}
+
 /* One (image, group, block): V = B^T d B for the block's tiles of every
  * input channel, M = U V per transformed element, Y = A^T M A into the output. */
 static void winograd_task(void *ctx, size_t task, int thread)
@@ -275,18 +296,7 @@ static void winograd_task(void *ctx, size_t task, int thread)
     /* The block runs along tile rows; each row's part is one segment. */
     for (int64_t c = 0; c < cin_g; c++) {
         const float *plane = a->input + ((n * p->in_channels + g * cin_g + c) * a->in.h) * a->in.w;
-        for (int64_t t = first; t < first + count;) {
-            int64_t ty = t / l->tiles_w, tx = t % l->tiles_w;
-            int64_t seg = l->tiles_w - tx < first + count - t ? l->tiles_w - tx : first + count - t;
-            const float *rows[WINO_IN];
-            for (int r = 0; r < WINO_IN; r++) {
-                int64_t y = ty * WINO_OUT - p->pad_top + r;
-                rows[r] = y >= 0 && y < a->in.h ? plane + y * a->in.w : NULL;
-            }
-            job->input(rows, tx * WINO_OUT - p->pad_left, a->in.w, seg,
-                       v + (size_t)c * WINO_POINTS * ld + (size_t)(t - first), ld);
-            t += seg;
-        }
+        input_tiles(job, plane, first, count, v + (size_t)c * WINO_POINTS * ld, ld);
     }
 
     const float *u = (const float *)a->packed + (size_t)g * WINO_POINTS * (size_t)(cout_g * cin_g);
@@ -365,17 +375,7 @@ static void winograd_packed_input_task(void *ctx, size_t task, int thread)
             if (bytes > 16384) bytes = 16384;
             for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(next + off);
         }
-        for (int64_t t = first; t < first + count;) {
-            int64_t ty = t / l->tiles_w, tx = t % l->tiles_w;
-            int64_t seg = l->tiles_w - tx < first + count - t ? l->tiles_w - tx : first + count - t;
-            const float *rows[WINO_IN];
-            for (int r = 0; r < WINO_IN; r++) {
-                int64_t y = ty * WINO_OUT - p->pad_top + r;
-                rows[r] = y >= 0 && y < a->in.h ? plane + y * a->in.w : NULL;
-            }
-            job->input(rows, tx * WINO_OUT - p->pad_left, a->in.w, seg, vc + (size_t)(t - first), ld);
-            t += seg;
-        }
+        input_tiles(job, plane, first, count, vc, ld);
         /* the GEMMs compute whole vectors; past the block's last tile they
          * read zeros, not what an earlier block left */
         if (cols > count)

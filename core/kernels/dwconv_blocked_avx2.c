@@ -46,31 +46,6 @@ bool dwconv_blocked_geometry(const dw_plane *p, dw_blocked_geom *g)
 
 /* ------------------------------------------------------------ the copy in */
 
-/* 8 pixels x 8 channels: rows[ch] + x, x in [0, 8), to dst[x][ch] */
-BL_INLINE void transpose_in(const float *const rows[8], int64_t x, float *dst)
-{
-    __m256 a[4], b[4];
-    UNROLL8
-    for (int i = 0; i < 4; i++) {
-        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(rows[i] + x)), _mm_loadu_ps(rows[i + 4] + x), 1);
-        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(rows[i] + x + 4)),
-                                    _mm_loadu_ps(rows[i + 4] + x + 4), 1);
-    }
-    /* a[i] = [row i cols 0-3 | row i+4 cols 0-3]: in-lane 4x4 transposes give whole columns */
-    __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
-    __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
-    _mm256_storeu_ps(dst + 0, _mm256_shuffle_ps(t0, t2, 0x44));
-    _mm256_storeu_ps(dst + 8, _mm256_shuffle_ps(t0, t2, 0xEE));
-    _mm256_storeu_ps(dst + 16, _mm256_shuffle_ps(t1, t3, 0x44));
-    _mm256_storeu_ps(dst + 24, _mm256_shuffle_ps(t1, t3, 0xEE));
-    t0 = _mm256_unpacklo_ps(b[0], b[1]), t1 = _mm256_unpackhi_ps(b[0], b[1]);
-    t2 = _mm256_unpacklo_ps(b[2], b[3]), t3 = _mm256_unpackhi_ps(b[2], b[3]);
-    _mm256_storeu_ps(dst + 32, _mm256_shuffle_ps(t0, t2, 0x44));
-    _mm256_storeu_ps(dst + 40, _mm256_shuffle_ps(t0, t2, 0xEE));
-    _mm256_storeu_ps(dst + 48, _mm256_shuffle_ps(t1, t3, 0x44));
-    _mm256_storeu_ps(dst + 56, _mm256_shuffle_ps(t1, t3, 0xEE));
-}
-
 /* 4 pixels x 8 channels: rows[ch] + x, x in [0, 4), to dst[x][ch] (a
  * row's tail of 1-4 pixels past its last 8, instead of an overlapping 8) */
 BL_INLINE void transpose_in4(const float *const rows[8], int64_t x, float *dst)
@@ -85,6 +60,13 @@ BL_INLINE void transpose_in4(const float *const rows[8], int64_t x, float *dst)
     _mm256_storeu_ps(dst + 8, _mm256_shuffle_ps(t0, t2, 0xEE));
     _mm256_storeu_ps(dst + 16, _mm256_shuffle_ps(t1, t3, 0x44));
     _mm256_storeu_ps(dst + 24, _mm256_shuffle_ps(t1, t3, 0xEE));
+}
+
+/* 8 pixels x 8 channels: rows[ch] + x, x in [0, 8), to dst[x][ch] */
+BL_INLINE void transpose_in(const float *const rows[8], int64_t x, float *dst)
+{
+    transpose_in4(rows, x, dst);
+    transpose_in4(rows, x + 4, dst + 32);
 }
 
 static inline void zero_pixels(float *dst, int64_t n)

@@ -464,38 +464,53 @@ static bool direct_ok(const dw_plane *p)
            p->ow >= 16 && p->iw <= DW_PHASE_FLOATS;
 }
 
+/* strip3 (K = 3) or strip5 (K = 5, V vectors), every choice compile-time */
+PH_INLINE void strip_k(const float *const *rows, int64_t col, const float *wb, const float *vec, const int32_t *mask,
+                       float *out, int64_t ow, int64_t nrows, const int K, const int V, const int MASKED,
+                       const int CLAMP)
+{
+    if (K == 3)
+        strip3(rows, col, wb, vec, mask, out, ow, nrows, MASKED, CLAMP);
+    else
+        strip5(rows, col, wb, vec, mask, out, ow, nrows, V, MASKED, CLAMP);
+}
+
+/* the same with the activation (0: none, 1: relu, 2: relu6) chosen at run time */
+PH_INLINE void strip_act(const float *const *rows, const dw_plane *p, int64_t col, const float *vec,
+                         const int32_t *mask, float *out, int64_t nrows, int act, const int K, const int V,
+                         const int MASKED)
+{
+    if (act == 0)
+        strip_k(rows, col, p->wb, vec, mask, out, p->ow, nrows, K, V, MASKED, 0);
+    else if (act == 1)
+        strip_k(rows, col, p->wb, vec, mask, out, p->ow, nrows, K, V, MASKED, 1);
+    else
+        strip_k(rows, col, p->wb, vec, mask, out, p->ow, nrows, K, V, MASKED, 2);
+}
+
+/* a strip of v vectors (3x3: always 1); MASKED: an edge strip, loading through mask */
+PH_INLINE void strip_any(const float *const *rows, const dw_plane *p, int64_t col, const float *vec,
+                         const int32_t *mask, float *out, int64_t nrows, int64_t v, const int MASKED)
+{
+    const int act = p->act == CONV_ACT_NONE ? 0 : p->act == CONV_ACT_RELU ? 1 : 2;
+    if (p->kw == 3)
+        strip_act(rows, p, col, vec, mask, out, nrows, act, 3, 1, MASKED);
+    else if (v == 2)
+        strip_act(rows, p, col, vec, mask, out, nrows, act, 5, 2, MASKED);
+    else
+        strip_act(rows, p, col, vec, mask, out, nrows, act, 5, 1, MASKED);
+}
+
 /* One strip of v vectors at output column ox of rows [0, nrows): rows[t]
  * is input row t of the block (or a zeroed row), at column 0. */
 static void direct_strip(const float *const *rows, const dw_plane *p, const float *vec, float *out, int64_t nrows,
                          int64_t ox, int64_t v)
 {
-    const int64_t k = p->kw, col = ox - p->pl, ow = p->ow;
-    const int act = p->act == CONV_ACT_NONE ? 0 : p->act == CONV_ACT_RELU ? 1 : 2;
+    const int64_t k = p->kw, col = ox - p->pl;
     out += ox;
     if (col >= 0 && col + 8 * v + k - 1 <= p->iw) {
         static const int32_t none[1] = {0};
-        if (k == 3) {
-            if (act == 0)
-                strip3(rows, col, p->wb, vec, none, out, ow, nrows, 0, 0);
-            else if (act == 1)
-                strip3(rows, col, p->wb, vec, none, out, ow, nrows, 0, 1);
-            else
-                strip3(rows, col, p->wb, vec, none, out, ow, nrows, 0, 2);
-        } else if (v == 2) {
-            if (act == 0)
-                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 2, 0, 0);
-            else if (act == 1)
-                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 2, 0, 1);
-            else
-                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 2, 0, 2);
-        } else {
-            if (act == 0)
-                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 1, 0, 0);
-            else if (act == 1)
-                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 1, 0, 1);
-            else
-                strip5(rows, col, p->wb, vec, none, out, ow, nrows, 1, 0, 2);
-        }
+        strip_any(rows, p, col, vec, none, out, nrows, v, 0);
         return;
     }
     /* mask[(vi * k + i) * 8 + j]: lane j of vector vi's load at tap column
@@ -511,28 +526,7 @@ static void direct_strip(const float *const *rows, const dw_plane *p, const floa
             _mm256_store_si256((__m256i *)(mask + (vi * k + i) * 8), m);
         }
     /* the loads address columns from col on; masked lanes are not read */
-    if (k == 3) {
-        if (act == 0)
-            strip3(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 0);
-        else if (act == 1)
-            strip3(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1);
-        else
-            strip3(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 2);
-    } else if (v == 2) {
-        if (act == 0)
-            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 2, 1, 0);
-        else if (act == 1)
-            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 2, 1, 1);
-        else
-            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 2, 1, 2);
-    } else {
-        if (act == 0)
-            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1, 0);
-        else if (act == 1)
-            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1, 1);
-        else
-            strip5(rows, col, p->wb, vec, mask, out, ow, nrows, 1, 1, 2);
-    }
+    strip_any(rows, p, col, vec, mask, out, nrows, v, 1);
 }
 
 /* Output rows [0, nrows) of one plane: 3x3 in strips of one vector, 5x5 of
