@@ -86,6 +86,11 @@ static const ig_case ig_cases[] = {
     {1, 2, 30, 31, 3, 1, 1, 1, 1, 1, 0, 0, 0, 0, CONV_ACT_NONE, true, false, 4, 3},
     {3, 6, 15, 14, 9, 2, 2, 1, 1, 3, 1, 0, 0, 1, CONV_ACT_NONE, true, false, 2, 2},
     {1, 2, 10, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU, true, true, 2, 2},
+    /* the stem layer itself (several bands of aligned phase rows, the next
+     * block's outputs prefetched), and at an odd size whose rows end on an
+     * overlapping vector */
+    {1, 3, 224, 224, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_RELU6, true, false, 2, 2},
+    {1, 3, 225, 227, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, CONV_ACT_NONE, true, false, 2, 2},
     /* tall maps padded band by band (several bands even on one thread):
      * halo rows from a dilated and a strided 5-row kernel, a last band
      * shorter than the others, groups with batch, the suite's grouped layer */
@@ -215,17 +220,17 @@ static void test_implicit_gemm_scope(void **state)
     assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
     assert_int_equal(bytes, 576 + 272 * sizeof(float));
     /* with padding, one padded band per thread: here the whole padded input
-     * fits one band, 4 planes of 10 rows of 9 floats (rows share their
-     * 1-float left and right padding), plus the float the last row's right
-     * padding reads past the end, rounded up to 64 bytes */
+     * fits one band, 4 planes of 10 rows of 16 floats (the 10-float padded
+     * rows rounded up to a multiple of 8, so every row starts 32-byte
+     * aligned) */
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
     out.h = out.w = 8;
     assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
-    assert_int_equal(bytes, 576 + 368 * sizeof(float));
-    /* two threads: 8 bands of one output row (+ 2 halo rows), 4 x 3 x 9 + 1
-     * floats rounded up, each */
+    assert_int_equal(bytes, 576 + 640 * sizeof(float));
+    /* two threads: 8 bands of one output row (+ 2 halo rows), 4 x 3 x 16
+     * floats each */
     assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
-    assert_int_equal(bytes, 576 + 2 * 112 * sizeof(float));
+    assert_int_equal(bytes, 576 + 2 * 192 * sizeof(float));
     /* a band too large to address is refused, not wrapped */
     conv_dims huge = {1, 4, 1 << 20, INT64_C(1) << 50};
     assert_false(conv_implicit_gemm_workspace(&p, &huge, &out, 1, &bytes));
