@@ -10,7 +10,7 @@
 #define PW_KC 256 /* depth per pass, so a B panel (16 x 256 floats) stays in L1 */
 #define PW_MC 264 /* weight rows per pass (a multiple of PW_MR): 264 KiB of A at PW_KC, held in L2 */
 #define PW_PACK_DEPTH 128 /* B copied into panels per call in GEMMs this deep ... */
-#define PW_PACK_ROWS 128  /* ... with this many weight rows; read in place otherwise */
+#define PW_PACK_ROWS 96   /* ... with this many weight rows; read in place otherwise */
 #define PW_L1_FLOATS 4096 /* B floats per block of panels: 16 KiB, half of L1 */
 #define PW_MAX_NB 64      /* panels per B block at most: runs of 4 KiB per row of C */
 

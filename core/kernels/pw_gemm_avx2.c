@@ -11,9 +11,11 @@
  * accumulators when it unrolls the intrinsics), the strided rows of NCHW B
  * are prefetched a block ahead and C's rows for writing a weight panel ahead.
  * 256->256 on 28x28, 1 thread, medians of 300-500 interleaved calls on a
- * busy machine: 0.87-0.93 of the in-place loop with 120-row chunks; with B
- * shallower than 128 or fewer rows, copying cost more than it saved (64 deep
- * 1.03-1.05, 48 rows 1.05-1.07), so those read B in place. Bias and
+ * busy machine: 0.87-0.93 of the in-place loop with 120-row chunks; 96
+ * rows about even (0.98-1.0, and the fused separable layer's two channel
+ * halves then run the same loop); with B shallower than 128 or fewer rows,
+ * copying cost more than it saved (64 deep 1.03-1.05, 48 rows 1.05-1.07),
+ * so those read B in place. Bias and
  * activation are applied in registers at the store. Blocks of several panels
  * for shallow GEMMs (1 thread, min of interleaved runs, against one panel a
  * block): 3->10 on 128x128 0.025-0.028 ms vs 0.039, 32->64 on 112x112 0.62

@@ -269,12 +269,13 @@ static void test_gemm_1x1_edges(void **state)
      * panels of 1..5, runs of panels spanning images, 256+ pixels so the
      * packed GEMM runs; more weight rows than one L2 chunk holds (264),
      * alone and with depth past 256; guided runs over 1-3 threads; B
-     * packed per call (128+ deep, 128+ rows) with a column tail, a last
-     * row panel of 5 and a shallow last depth chunk in blocks of panels */
+     * packed per call (128+ deep, 96+ rows) with a column tail, a last
+     * row panel of 5 and a shallow last depth chunk in blocks of panels;
+     * 96 rows at 128 deep */
     static const int64_t cases[][5] = {
         {1, 3, 40, 41, 10},    {3, 300, 17, 17, 13},  {2, 33, 16, 17, 7},    {5, 8, 16, 16, 1},
         {1, 256, 28, 28, 256}, {1, 256, 16, 17, 301}, {2, 520, 16, 16, 300}, {1, 300, 15, 17, 131},
-        {2, 128, 17, 19, 128},
+        {2, 128, 17, 19, 128}, {1, 128, 16, 16, 96},
     };
     conv_threadpool *pools[3] = {NULL};
     assert_int_equal(conv_threadpool_create(2, &pools[1], NULL), CONV_OK);
