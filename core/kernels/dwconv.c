@@ -13,6 +13,9 @@
  * path (dwconv_blocked_avx2.c), 8 channels a vector, over blocks of 8
  * channels; the choice is made per run from the geometry and the channel
  * count (dwconv_blocked_preferred). */
+#include <stddef.h>
+#include <string.h>
+
 #include "core/kernels/dwconv.h"
 
 static bool dw_supports(const conv_params *p)
@@ -437,7 +440,11 @@ bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t 
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
 {
     const conv_params *cp = a->params;
-    dw_job job = {.a = a};
+    /* everything but the 16 KiB plan, written only where it is used: zeroing
+     * it too was ~2.6% of a 256x28x28 run (memset, and half of L1 evicted) */
+    dw_job job;
+    memset(&job, 0, offsetof(dw_job, plan));
+    job.a = a;
     dw_plane *s = &job.shape;
     dw_plane_geometry(s, cp, &a->in, &a->out);
     job.multiplier = cp->out_channels / cp->in_channels;

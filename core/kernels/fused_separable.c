@@ -17,7 +17,9 @@
  * pair is fused at all is the plan's choice (conv_fused_separable_pays, or
  * autotune). */
 #include <cblas.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/kernels/dwconv.h"
 #include "core/kernels/fused_separable.h"
@@ -265,7 +267,10 @@ static void fused_task(void *ctx, size_t task, int thread)
 void conv_fused_separable_run(const fused_sep_args *a)
 {
     const conv_params *cp = a->dw;
-    fused_job job = {.a = a};
+    /* everything but the 16 KiB row-tile plan, written only when used (as in dwconv.c) */
+    fused_job job;
+    memset(&job, 0, offsetof(fused_job, plan));
+    job.a = a;
     dw_plane *s = &job.shape;
     dw_plane_geometry(s, cp, &a->in, &a->mid);
     job.multiplier = cp->out_channels / cp->in_channels;
