@@ -72,6 +72,21 @@ run_convd() { # pass entry threads
     err=$(cat "$out/stderr")
     record "$1" convd "$2" "$3" "" "$err"
   fi
+  # a separable entry also times its standard layer as a GEMM (im2col), the
+  # algorithm whose multiplies the FLOP ratio counts (convd's default there,
+  # Winograd, does 4x fewer): the separable table shows both speedups
+  if [ "${2%% *}" = sep ]; then
+    local std
+    # shellcheck disable=SC2086
+    std=$(layer_json conv $(cut -d' ' -f2- <<<"$2") | sed 's/"groups": [0-9]*/"groups": 1, "algorithm": "im2col"/')
+    if json=$("$convd" bench --layer "$std" --input-shape "$(cut -d' ' -f2 <<<"$2")" \
+                --threads "$3" --min-time "$min_time" --json 2>"$out/stderr"); then
+      record "$1" convd_gemm "$2" "$3" "{\"tool\": \"convd_gemm\", \"entry\": \"$2\", ${json#\{}" ""
+    else
+      err=$(cat "$out/stderr")
+      record "$1" convd_gemm "$2" "$3" "" "$err"
+    fi
+  fi
 }
 
 run_torch() { # pass entry threads
