@@ -62,30 +62,28 @@ record() { # pass tool entry threads json_or_empty error_text
   fi
 }
 
-run_convd() { # pass entry threads
+# convd bench on one layer JSON, recorded as `tool` for the entry
+time_convd() { # pass tool entry threads layer_json
   local json err
-  # shellcheck disable=SC2086
-  if json=$("$convd" bench --layer "$(layer_json $2)" --input-shape "$(cut -d' ' -f2 <<<"$2")" \
-              --threads "$3" --min-time "$min_time" --json 2>"$out/stderr"); then
-    record "$1" convd "$2" "$3" "{\"tool\": \"convd\", \"entry\": \"$2\", ${json#\{}" ""
+  if json=$("$convd" bench --layer "$5" --input-shape "$(cut -d' ' -f2 <<<"$3")" \
+              --threads "$4" --min-time "$min_time" --json 2>"$out/stderr"); then
+    record "$1" "$2" "$3" "$4" "{\"tool\": \"$2\", \"entry\": \"$3\", ${json#\{}" ""
   else
     err=$(cat "$out/stderr")
-    record "$1" convd "$2" "$3" "" "$err"
+    record "$1" "$2" "$3" "$4" "" "$err"
   fi
+}
+
+run_convd() { # pass entry threads
+  # shellcheck disable=SC2086
+  time_convd "$1" convd "$2" "$3" "$(layer_json $2)"
   # a separable entry also times its standard layer as a GEMM (im2col), the
   # algorithm whose multiplies the FLOP ratio counts (convd's default there,
   # Winograd, does 4x fewer): the separable table shows both speedups
   if [ "${2%% *}" = sep ]; then
-    local std
     # shellcheck disable=SC2086
-    std=$(layer_json conv $(cut -d' ' -f2- <<<"$2") | sed 's/"groups": [0-9]*/"groups": 1, "algorithm": "im2col"/')
-    if json=$("$convd" bench --layer "$std" --input-shape "$(cut -d' ' -f2 <<<"$2")" \
-                --threads "$3" --min-time "$min_time" --json 2>"$out/stderr"); then
-      record "$1" convd_gemm "$2" "$3" "{\"tool\": \"convd_gemm\", \"entry\": \"$2\", ${json#\{}" ""
-    else
-      err=$(cat "$out/stderr")
-      record "$1" convd_gemm "$2" "$3" "" "$err"
-    fi
+    time_convd "$1" convd_gemm "$2" "$3" \
+      "$(layer_json conv $(cut -d' ' -f2- <<<"$2") | sed 's/"groups": [0-9]*/"groups": 1, "algorithm": "im2col"/')"
   fi
 }
 
