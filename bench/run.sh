@@ -81,7 +81,7 @@ run_convd() { # pass entry threads
   # algorithm whose multiplies the FLOP ratio counts (convd's default there,
   # Winograd, does 4x fewer): the separable table shows both speedups
   if [ "${2%% *}" = sep ]; then
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2046 # the entry's fields are layer_json's arguments
     time_convd "$1" convd_gemm "$2" "$3" \
       "$(layer_json conv $(cut -d' ' -f2- <<<"$2") | sed 's/"groups": [0-9]*/"groups": 1, "algorithm": "im2col"/')"
   fi
