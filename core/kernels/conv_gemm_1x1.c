@@ -1,7 +1,8 @@
 /* conv_gemm_1x1.c — 1x1 stride-1 unpadded convolutions are a plain GEMM on
  * NCHW data: out[n][g] = W[g] (cout_g x cin_g) * X[n][g] (cin_g x H*W), with
- * no unfolding. With AVX2, ungrouped layers on maps of 256+ pixels run the
- * GEMM of pw_gemm_avx2.c on weights packed at load. Otherwise few column
+ * no unfolding. With AVX2, ungrouped layers on maps of 256+ pixels (49+
+ * unless the implicit GEMM takes them) run the GEMM of pw_gemm_avx2.c on
+ * weights packed at load. Otherwise few column
  * tiles, as large as possible (OpenBLAS repacks W on every call), just enough
  * for every thread to get one; tiny or skinny GEMMs (few input or output
  * channels) go to the AVX2 implicit GEMM instead. */
@@ -166,9 +167,17 @@ static void gemm_1x1_run(const conv_run_args *a)
     /* The packed GEMM beat both cblas_sgemm and the implicit GEMM on every
      * map of 256+ pixels measured (3->10 at 128x128: 0.04 against 0.06-0.09
      * ms; 32->64 at 112x112: 0.65-0.86 against 1.0-1.9; 256->256 at 28x28:
-     * 1.11-1.16 against 1.30-1.37, minimums); on 7x7 maps its 16-column
-     * panels waste a third of the work, and sgemm wins (1024->1024: 1.5 against 1.8). */
-    if (conv_gemm_1x1_packed_usable(a) && conv_cpu()->avx2_fma && a->out.h * a->out.w >= 256) {
+     * 1.11-1.16 against 1.30-1.37, minimums). With B packed per block
+     * (fd48aa6) it also beats sgemm on MobileNet's 14x14 and 7x7 maps,
+     * though 7x7's 16-column panels waste 12 of 64 columns: medians of 5
+     * interleaved runs, own / sgemm, 1 and 2 threads: 256->512 at 14x14
+     * 0.75 and 0.60, 512->512 at 14x14 0.84 and 0.77, 512->1024 at 7x7 0.91
+     * and 0.70, 1024->1024 at 7x7 0.96 and 0.75. So from 49 pixels on it
+     * takes what went to sgemm; the implicit GEMM keeps its shallow or narrow
+     * layers below 256 pixels, and smaller maps keep sgemm. */
+    int64_t pixels = a->out.h * a->out.w;
+    if (conv_gemm_1x1_packed_usable(a) && conv_cpu()->avx2_fma &&
+        (pixels >= 256 || (pixels >= 49 && !gemm_1x1_use_implicit(p)))) {
         pw_job job = {.a = a, .columns = a->out.h * a->out.w};
         job.panels = (job.columns + PW_NR - 1) / PW_NR;
         job.total = a->in.n * job.panels;

@@ -271,11 +271,14 @@ static void test_gemm_1x1_edges(void **state)
      * alone and with depth past 256; guided runs over 1-3 threads; B
      * packed per call (128+ deep, 96+ rows) with a column tail, a last
      * row panel of 5 and a shallow last depth chunk in blocks of panels;
-     * 96 rows at 128 deep */
+     * 96 rows at 128 deep; maps of 49-255 pixels too deep and wide for the
+     * implicit GEMM (packed B at 7x7 and 14x14, in place at 9x11), and one
+     * of 48 pixels, still on sgemm */
     static const int64_t cases[][5] = {
         {1, 3, 40, 41, 10},    {3, 300, 17, 17, 13},  {2, 33, 16, 17, 7},    {5, 8, 16, 16, 1},
         {1, 256, 28, 28, 256}, {1, 256, 16, 17, 301}, {2, 520, 16, 16, 300}, {1, 300, 15, 17, 131},
-        {2, 128, 17, 19, 128}, {1, 128, 16, 16, 96},
+        {2, 128, 17, 19, 128}, {1, 128, 16, 16, 96},  {1, 256, 7, 7, 512},   {1, 512, 14, 14, 130},
+        {2, 96, 9, 11, 64},    {1, 128, 6, 8, 128},
     };
     conv_threadpool *pools[3] = {NULL};
     assert_int_equal(conv_threadpool_create(2, &pools[1], NULL), CONV_OK);
