@@ -453,7 +453,7 @@ static void ig_task(void *ctx, size_t task, int thread)
                     _mm_prefetch(line0 + 64 * line, _MM_HINT_T0);
             }
             if (!geo->flat) { /* the next block's outputs: contiguous in rows mode */
-                int64_t last = nvec - q0 - IG_VECS < IG_VECS ? nvec - q0 - 1 : q0 + 2 * IG_VECS - 1;
+                int64_t last = (q0 + 2 * IG_VECS < nvec ? q0 + 2 * IG_VECS : nvec) - 1;
                 ig_vector_at(geo, ow_n, last, &unused, &next_hi);
                 next_hi += 8;
             }
