@@ -197,11 +197,7 @@ static __attribute__((noinline)) void gemm_in_place(const pw_packed *pk, const f
                 int64_t jb1 = n - jb < nb ? n : jb + nb;
                 int64_t full_end = jb + (jb1 - jb) / PW_NR * PW_NR; /* past it: the last, narrower panel */
                 int nr_tail = (int)(jb1 - full_end);
-                if (nr_tail > 0) {
-                    memset(tail, 0, (size_t)kc * PW_NR * sizeof(float));
-                    for (int64_t p = 0; p < kc; p++)
-                        memcpy(tail + p * PW_NR, b + (k0 + p) * ldb + full_end, (size_t)nr_tail * sizeof(float));
-                }
+                if (nr_tail > 0) pack_b(b + k0 * ldb, ldb, kc, full_end, jb1, tail);
                 for (int64_t i0 = m0; i0 < m1; i0 += PW_MR) {
                     int mr = m - i0 < PW_MR ? (int)(m - i0) : PW_MR;
                     const float *ap = pk->a + i0 * k + k0 * PW_MR;
