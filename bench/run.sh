@@ -35,15 +35,17 @@ if [ ! -x "$out/onednn_bench" ] || [ bench/onednn_bench.c -nt "$out/onednn_bench
 fi
 
 # "KIND N,C,H,W OUT K STRIDE PAD DIL GROUPS" -> the layer JSON convd bench takes
+# (an optional ninth argument forces convd's algorithm)
 layer_json() {
-  local kind=$1 shape=$2 o=$3 k=$4 s=$5 p=$6 d=$7 g=$8 c
+  local kind=$1 shape=$2 o=$3 k=$4 s=$5 p=$6 d=$7 g=$8 algo=${9:-} c extra=""
   c=$(cut -d, -f2 <<<"$shape")
+  [ -n "$algo" ] && extra=", \"algorithm\": \"$algo\""
   if [ "$kind" = sep ]; then
-    printf '{"type": "SeparableConv2d", "in_channels": %s, "out_channels": %s, "kernel_size": %s, "stride": %s, "padding": %s, "dilation": %s}' \
-      "$c" "$o" "$k" "$s" "$p" "$d"
+    printf '{"type": "SeparableConv2d", "in_channels": %s, "out_channels": %s, "kernel_size": %s, "stride": %s, "padding": %s, "dilation": %s%s}' \
+      "$c" "$o" "$k" "$s" "$p" "$d" "$extra"
   else
-    printf '{"type": "Conv2d", "in_channels": %s, "out_channels": %s, "kernel_size": %s, "stride": %s, "padding": %s, "dilation": %s, "groups": %s}' \
-      "$c" "$o" "$k" "$s" "$p" "$d" "$g"
+    printf '{"type": "Conv2d", "in_channels": %s, "out_channels": %s, "kernel_size": %s, "stride": %s, "padding": %s, "dilation": %s, "groups": %s%s}' \
+      "$c" "$o" "$k" "$s" "$p" "$d" "$g" "$extra"
   fi
 }
 
@@ -81,9 +83,9 @@ run_convd() { # pass entry threads
   # algorithm whose multiplies the FLOP ratio counts (convd's default there,
   # Winograd, does 4x fewer): the separable table shows both speedups
   if [ "${2%% *}" = sep ]; then
-    # shellcheck disable=SC2046 # the entry's fields are layer_json's arguments
-    time_convd "$1" convd_gemm "$2" "$3" \
-      "$(layer_json conv $(cut -d' ' -f2- <<<"$2") | sed 's/"groups": [0-9]*/"groups": 1, "algorithm": "im2col"/')"
+    local f
+    read -ra f <<<"$2" # sep N,C,H,W OUT K STRIDE PAD DIL GROUPS
+    time_convd "$1" convd_gemm "$2" "$3" "$(layer_json conv "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}" 1 im2col)"
   fi
 }
 
