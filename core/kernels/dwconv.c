@@ -11,10 +11,10 @@
  *
  * Small output planes and stride 2 go instead through the channel-blocked
  * path (dwconv_blocked_avx2.c), 8 channels a vector, over blocks of 8
- * channels, and 3x3 stride 2 on narrow maps or few channels through the
- * in-place stride-2 path (dwconv_s2_avx2.c); the choice is made per run
- * from the geometry and the channel count (dwconv_s2_preferred,
- * dwconv_blocked_preferred). */
+ * channels, and 3x3 layers on small maps (or at stride 2 with few
+ * channels) through the in-place 3x3 path (dwconv_3x3_avx2.c); the choice
+ * is made per run from the geometry and the channel count
+ * (dwconv_3x3_preferred, dwconv_blocked_preferred). */
 #include <stddef.h>
 #include <string.h>
 
@@ -321,27 +321,27 @@ static bool run_phase(const conv_run_args *a, const dw_plane *s)
 
 /* The stride-2 3x3 path's work: tasks of `group` output planes times one
  * row block each. */
-typedef struct dw_s2_job {
+typedef struct dw_3x3_job {
     const conv_run_args *a;
     dw_plane shape;
-    dw_s2_geom g;
+    dw_3x3_geom g;
     int64_t multiplier;
     dw_tasks tasks; /* units are output planes */
-} dw_s2_job;
+} dw_3x3_job;
 
-static void dw_s2_task(void *ctx, size_t task, int thread)
+static void dw_3x3_task(void *ctx, size_t task, int thread)
 {
     (void)thread;
-    const dw_s2_job *job = ctx;
+    const dw_3x3_job *job = ctx;
     const conv_run_args *a = job->a;
     const conv_params *cp = a->params;
     int64_t p0, p1, y0, y1;
     task_range(&job->tasks, task, &p0, &p1, &y0, &y1);
-    dw_s2_planes t = {.input = a->input, .output = a->output, .bias = a->bias, .images = a->in.n,
+    dw_3x3_planes t = {.input = a->input, .output = a->output, .bias = a->bias, .images = a->in.n,
                       .in_channels = cp->in_channels, .out_channels = cp->out_channels,
                       .multiplier = job->multiplier, .wb = (const float *)a->packed, .wb_stride = 9 * 8};
     if (a->packed) {
-        dwconv_s2_planes(&job->shape, &job->g, &t, p0, p1, y0, y1);
+        dwconv_3x3_planes(&job->shape, &job->g, &t, p0, p1, y0, y1);
         return;
     }
     /* unpacked weights (tests): one plane at a time with its taps broadcast here */
@@ -349,18 +349,18 @@ static void dw_s2_task(void *ctx, size_t task, int thread)
     t.wb = unpacked, t.wb_stride = 0;
     for (int64_t plane = p0; plane < p1; plane++) {
         dwconv_broadcast_taps(a->weight + plane % cp->out_channels * 9, 9, unpacked);
-        dwconv_s2_planes(&job->shape, &job->g, &t, plane, plane + 1, y0, y1);
+        dwconv_3x3_planes(&job->shape, &job->g, &t, plane, plane + 1, y0, y1);
     }
 }
 
-static bool run_s2(const conv_run_args *a, const dw_plane *s)
+static bool run_3x3(const conv_run_args *a, const dw_plane *s)
 {
     const conv_params *cp = a->params;
-    dw_s2_job job = {.a = a, .shape = *s};
-    if (!dwconv_s2_geometry(s, &job.g)) return false;
+    dw_3x3_job job = {.a = a, .shape = *s};
+    if (!dwconv_3x3_geometry(s, &job.g)) return false;
     job.multiplier = cp->out_channels / cp->in_channels;
     size_t tasks = split_tasks(&job.tasks, a, s, a->out.n * cp->out_channels);
-    conv_parallel_for(a->pool, tasks, dw_s2_task, &job);
+    conv_parallel_for(a->pool, tasks, dw_3x3_task, &job);
     return true;
 }
 
@@ -484,15 +484,23 @@ bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t 
     return oh * ow <= DW_BLOCKED_MAX_PLANE || stride_w == 2;
 }
 
-/* The in-place stride-2 path (3x3 only; its geometry check says) or the
- * channel-blocked one: 8 outputs a vector from a row's even and odd columns
- * against two 8x8 transposes per 8 pixels. In-process A/B, medians of 30
- * chunk medians, 1 thread, in-place / blocked: 512x14x14 0.83, 1024x14x14
- * (2 threads) 0.78, 256x28x28 0.94, 128x56x56 1.02, 64x112x112 1.14; with
- * fewer than 8 channels, where the blocked path idles lanes and the
- * per-plane one ran instead: 4x28x28 0.0013 ms vs per-plane 0.0029,
- * 3x112x112 0.0067 vs 0.0102. */
-static bool dwconv_s2_preferred(int64_t channels, int64_t ow) { return channels < 8 || ow <= 16; }
+/* The in-place 3x3 path (dwconv_3x3_avx2.c; its geometry check says 3x3)
+ * or the others. In-process A/B, medians of 30 chunk medians, 1 thread,
+ * time in place / the path chosen before it:
+ *   stride 2 against channel-blocked: 512x14x14 0.83, 1024x14x14 (2
+ *   threads) 0.78, 256x28x28 0.94, 128x56x56 1.02, 64x112x112 1.14; with
+ *   fewer than 8 channels against the per-plane path: 4x28x28 0.0013 ms vs
+ *   0.0029, 3x112x112 0.0067 vs 0.0102;
+ *   stride 1 against channel-blocked (maps of at most 1024 pixels, 8+
+ *   channels): 1024x7x7 0.64, 256x28x28 0.80-0.91, 128x28x28 0.89,
+ *   512x14x14 0.99; against the per-plane strips on larger maps it loses
+ *   (64x56x56 0.92 vs their 0.89, 16x224x224 1.16 vs 0.92, 4x56x56 0.51 vs
+ *   0.43, all against blocked), so those keep them. */
+static bool dwconv_3x3_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t stride)
+{
+    if (stride == 1) return channels >= 8 && oh * ow <= DW_BLOCKED_MAX_PLANE;
+    return channels < 8 || ow <= 16;
+}
 
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
 {
@@ -512,8 +520,9 @@ void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
     if (planes == 0 || s->oh == 0 || s->ow == 0) return;
     bool blocked = path == DW_PATH_BLOCKED ||
                    (path == DW_PATH_AUTO && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw));
-    bool s2 = path == DW_PATH_S2 || (path == DW_PATH_AUTO && dwconv_s2_preferred(cp->in_channels, s->ow));
-    if (avx2 && s2 && run_s2(a, s)) return;
+    bool in_place = path == DW_PATH_3X3 ||
+                    (path == DW_PATH_AUTO && dwconv_3x3_preferred(cp->in_channels, s->oh, s->ow, s->sw));
+    if (avx2 && in_place && run_3x3(a, s)) return;
     if (avx2 && blocked && run_blocked(a, s)) return;
     if (avx2 && run_phase(a, s)) return;
     if (avx2) dwconv_avx2_prepare(s, &job.plan);

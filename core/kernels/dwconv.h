@@ -95,36 +95,38 @@ void dwconv_blocked_fill(const dw_plane *shape, const dw_blocked_geom *g, const 
 void dwconv_blocked_rows(const dw_plane *shape, const dw_blocked_geom *g, const float *buf, const float *w,
                          const float *bias8, float *const out[8], int nch, int64_t y0, int64_t y1);
 
-/* The AVX2 path for 3x3 stride-2 planes (dwconv_s2_avx2.c), in place on
- * NCHW rows: 8 outputs of a row a vector, the input's even and odd columns
- * split by shuffles. Geometry shared by every plane: the row's 8-output
- * chunks, those reading only inside the row, and lane masks for the rest. */
-#define DW_S2_MAX_EDGE_CHUNKS 4
-typedef struct dw_s2_geom {
+/* The AVX2 path for 3x3 planes at stride 1 or 2 (dwconv_3x3_avx2.c), in
+ * place on NCHW rows: 8 outputs of a row a vector (a chunk). Geometry
+ * shared by every plane: the row's chunks, those reading only inside the
+ * row, and lane masks for the rest. */
+#define DW_3X3_MAX_EDGE_CHUNKS 4
+#define DW_3X3_LOADS 4 /* loads per input row of a chunk: 3 at stride 1, 4 at stride 2 */
+typedef struct dw_3x3_geom {
     int64_t chunks;                   /* 8-output chunks a row (the last may overlap the one before) */
     int64_t first_inside, end_inside; /* chunks [first_inside, end_inside) read only inside the row */
     /* the other chunks, in order, per load: lanes inside the row (row_masks);
      * the same but on for lanes no stored output reads (keep_masks); and a
      * bit per load whose keep mask has a lane off */
-    _Alignas(32) int32_t row_masks[DW_S2_MAX_EDGE_CHUNKS][4][8];
-    _Alignas(32) int32_t keep_masks[DW_S2_MAX_EDGE_CHUNKS][4][8];
-    unsigned masked_loads[DW_S2_MAX_EDGE_CHUNKS];
-} dw_s2_geom;
-/* false unless 3x3, stride 2, dilation 1 (and the row's ends fit the masks) */
-bool dwconv_s2_geometry(const dw_plane *shape, dw_s2_geom *g);
+    _Alignas(32) int32_t row_masks[DW_3X3_MAX_EDGE_CHUNKS][DW_3X3_LOADS][8];
+    _Alignas(32) int32_t keep_masks[DW_3X3_MAX_EDGE_CHUNKS][DW_3X3_LOADS][8];
+    unsigned masked_loads[DW_3X3_MAX_EDGE_CHUNKS];
+} dw_3x3_geom;
+/* false unless 3x3, the same stride 1 or 2 both ways, dilation 1 (and the
+ * row's ends fit the masks) */
+bool dwconv_3x3_geometry(const dw_plane *shape, dw_3x3_geom *g);
 /* The tensors a run of the path reads and writes: output plane
  * (image n, channel oc) reads input plane (n, oc / multiplier), the taps
  * wb + oc * wb_stride ([9][8], each tap broadcast; 32-byte aligned) and
  * bias[oc] (bias may be NULL). */
-typedef struct dw_s2_planes {
+typedef struct dw_3x3_planes {
     const float *input, *wb, *bias;
     float *output;
     int64_t images, in_channels, out_channels, multiplier, wb_stride;
-} dw_s2_planes;
+} dw_3x3_planes;
 /* Output rows [y0, y1) of output planes [plane0, plane1) (counted over
  * images and channels); shape gives the geometry and activation. */
-void dwconv_s2_planes(const dw_plane *shape, const dw_s2_geom *g, const dw_s2_planes *t, int64_t plane0,
-                      int64_t plane1, int64_t y0, int64_t y1);
+void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3_planes *t, int64_t plane0,
+                       int64_t plane1, int64_t y0, int64_t y1);
 
 /* taps[i*8 .. i*8+7] = w[i], for the AVX2 tiles' weight operands */
 void dwconv_broadcast_taps(const float *w, int64_t n, float *taps);
@@ -135,7 +137,7 @@ void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2);
 /* The same with the path forced, for tests and measurements: DW_PATH_AUTO
  * is run_isa(true); a forced AVX2 path the geometry cannot take falls back
  * to the per-plane ones. */
-typedef enum dw_path { DW_PATH_AUTO, DW_PATH_SCALAR, DW_PATH_PLANES, DW_PATH_BLOCKED, DW_PATH_S2 } dw_path;
+typedef enum dw_path { DW_PATH_AUTO, DW_PATH_SCALAR, DW_PATH_PLANES, DW_PATH_BLOCKED, DW_PATH_3X3 } dw_path;
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path);
 
 #endif

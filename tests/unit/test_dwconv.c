@@ -302,8 +302,8 @@ static const struct {
 } run_paths[] = {
     {DW_PATH_AUTO, true, "auto packed"},       {DW_PATH_PLANES, true, "planes packed"},
     {DW_PATH_PLANES, false, "planes unpacked"}, {DW_PATH_BLOCKED, true, "blocked packed"},
-    {DW_PATH_BLOCKED, false, "blocked unpacked"}, {DW_PATH_S2, true, "stride-2 packed"},
-    {DW_PATH_S2, false, "stride-2 unpacked"},     {DW_PATH_SCALAR, false, "scalar"},
+    {DW_PATH_BLOCKED, false, "blocked unpacked"}, {DW_PATH_3X3, true, "3x3 packed"},
+    {DW_PATH_3X3, false, "3x3 unpacked"},     {DW_PATH_SCALAR, false, "scalar"},
 };
 
 /* Runs a set-up case through every path, each with pools of 1, 2 and 3. */
@@ -453,40 +453,42 @@ static void test_blocked_row_tails(void **state)
     }
 }
 
-/* the 3x3 stride-2 path: every output width 1..40 (one chunk with lanes to
- * spare, whole chunks, an overlapping last chunk, several edge chunks), pads
- * of 0-2 on either side and 0-1 above and below, heights 1-9, multipliers
- * and batches; the tensor's first and last planes read with masked loads
- * (the buffers are exactly the tensor: the sanitizer build sees any read
- * past them); then NaN in every row's first and last column, which must
- * reach only the outputs that read it */
-static void test_stride2_rows(void **state)
+/* the in-place 3x3 path at strides 1 and 2: every input width 1..40 (one
+ * chunk with lanes to spare, whole chunks, an overlapping last chunk,
+ * several edge chunks), pads of 0-2 on either side and 0-1 above and
+ * below, heights 1-9, multipliers and batches; the tensor's first and last
+ * planes read with masked loads (the buffers are exactly the tensor: the
+ * sanitizer build sees any read past them); then NaN in every row's first
+ * and last column, which must reach only the outputs that read it */
+static void test_3x3_rows(void **state)
 {
     pools *ps = *state;
     const conv_activation acts[] = {NOACT, RELU, RELU6};
-    for (int64_t w = 1; w <= 40; w++) {
-        int64_t h = 1 + w % 9, pt = w % 2, pl = w % 3;
-        /* at least one output: pads to make 3 rows and columns where the map is smaller */
-        int64_t pb = (w / 2) % 2 > 3 - h - pt ? (w / 2) % 2 : 3 - h - pt;
-        int64_t pr = (w / 3) % 3 > 3 - w - pl ? (w / 3) % 3 : 3 - w - pl;
-        dw_case c = {1 + (w % 4 == 0), 2 + w % 3, 1 + (w % 5 == 0), h, w, 3, 3, 2, 2, 1, 1, pt, pb, pl, pr,
-                     w % 2 == 0,       acts[w % 3]};
-        run_case(&c, ps->p, "stride-2 rows");
-    }
-    for (int64_t w = 5; w <= 37; w += 4) {
-        dw_case k = {1, 3, 1, 7, w, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true, RELU};
-        dw_setup s;
-        setup_case(&k, &s);
-        for (int64_t plane = 0; plane < 3; plane++)
-            for (int64_t y = 0; y < 7; y++) {
-                s.x[(plane * 7 + y) * w] = NAN;
-                s.x[(plane * 7 + y) * w + w - 1] = NAN;
-            }
-        conv_run_args ra = {.params = &s.p, .weight = s.w, .bias = s.b, .input = s.x, .output = s.ref,
-                            .in = s.in, .out = s.out};
-        conv_kernel_direct.run(&ra);
-        run_setup(&s, &k, ps->p, "stride-2 nan");
-        free_case(&s);
+    for (int64_t stride = 1; stride <= 2; stride++) {
+        for (int64_t w = 1; w <= 40; w++) {
+            int64_t h = 1 + w % 9, pt = w % 2, pl = w % 3;
+            /* at least one output: pads to make 3 rows and columns where the map is smaller */
+            int64_t pb = (w / 2) % 2 > 3 - h - pt ? (w / 2) % 2 : 3 - h - pt;
+            int64_t pr = (w / 3) % 3 > 3 - w - pl ? (w / 3) % 3 : 3 - w - pl;
+            dw_case c = {1 + (w % 4 == 0), 2 + w % 3 + (stride == 1 ? 8 : 0), 1 + (w % 5 == 0), h, w, 3, 3, stride,
+                         stride, 1, 1, pt, pb, pl, pr, w % 2 == 0, acts[(w + stride) % 3]};
+            run_case(&c, ps->p, "3x3 rows");
+        }
+        for (int64_t w = 5; w <= 37; w += 4) {
+            dw_case k = {1, 3, 1, 7, w, 3, 3, stride, stride, 1, 1, 1, 1, 1, 1, true, RELU};
+            dw_setup s;
+            setup_case(&k, &s);
+            for (int64_t plane = 0; plane < 3; plane++)
+                for (int64_t y = 0; y < 7; y++) {
+                    s.x[(plane * 7 + y) * w] = NAN;
+                    s.x[(plane * 7 + y) * w + w - 1] = NAN;
+                }
+            conv_run_args ra = {.params = &s.p, .weight = s.w, .bias = s.b, .input = s.x, .output = s.ref,
+                                .in = s.in, .out = s.out};
+            conv_kernel_direct.run(&ra);
+            run_setup(&s, &k, ps->p, "3x3 nan");
+            free_case(&s);
+        }
     }
 }
 
@@ -709,7 +711,7 @@ int main(void)
         cmocka_unit_test(test_every_width),
         cmocka_unit_test(test_large_widths_and_pads),
         cmocka_unit_test(test_blocked_row_tails),
-        cmocka_unit_test(test_stride2_rows),
+        cmocka_unit_test(test_3x3_rows),
         cmocka_unit_test(test_every_activation),
         cmocka_unit_test(test_nan_passes_through),
         cmocka_unit_test(test_supports_only_depthwise),

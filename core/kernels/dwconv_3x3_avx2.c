@@ -1,0 +1,421 @@
+/* dwconv_3x3_avx2.c — the depthwise kernel's AVX2/FMA path for 3x3
+ * planes, stride 1 or 2, read in place from NCHW with no copy.
+ *
+ * A vector holds 8 outputs of a row (a chunk). At stride 1 each tap column
+ * is one unaligned load; 4 output rows go together, so each input row is
+ * loaded once for the up to 3 of them it feeds, and 9 taps in registers
+ * meet 4 independent sums. At stride 2 the taps read input columns 2x-1,
+ * 2x, 2x+1: two loads of 8 columns split by one in-lane shuffle each into
+ * even and odd columns, a third vector from a second pair 2 columns on; the
+ * outputs come out in the order 0 1 4 5 2 3 6 7 and one permute per row
+ * restores it, and each output row's bottom input row is carried to the
+ * next as its top one. Against the channel-blocked path this saves its two
+ * 8x8 transposes per 8 pixels and its scratch; against the per-plane
+ * strips, their per-plane setup. Columns outside the input are zeroed by
+ * lane masks made once per geometry for the few chunks at a row's ends. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "core/kernels/dwconv.h"
+
+#define D3_INLINE static inline __attribute__((always_inline))
+#define UNROLL(n) _Pragma(#n)
+
+/* a chunk's loads start these many columns after its first input column */
+static const int load_offset[2][DW_3X3_LOADS] = {{0, 1, 2, 0}, {0, 8, 2, 10}};
+/* input columns a chunk reads, from its first */
+static const int chunk_span[2] = {10, 18};
+
+/* first output column of chunk c: 8c, the last chunk of a row wider than 8
+ * overlapping the one before instead of running past the row */
+static inline int64_t chunk_first_output(int64_t ow, int64_t c) { return ow >= 8 && c * 8 + 8 > ow ? ow - 8 : c * 8; }
+
+static inline int64_t chunk_first_input(const dw_plane *p, int64_t c)
+{
+    return chunk_first_output(p->ow, c) * p->sw - p->pl;
+}
+
+/* whether chunk c reads only inside the row */
+static inline bool chunk_inside(const dw_plane *p, int64_t c)
+{
+    int64_t x0 = chunk_first_input(p, c);
+    return x0 >= 0 && x0 + chunk_span[p->sw - 1] <= p->iw;
+}
+
+/* the output (0-7) that lane l of load v feeds, -1 for none. Stride 1:
+ * lane l, whatever the load. Stride 2: the even lanes of loads 0 and 1
+ * feed the column-2x-1 taps of outputs 0-3 and 4-7, their odd lanes the
+ * column-2x taps, the even lanes of loads 2 and 3 the column-2x+1 taps. */
+static int lane_output(int64_t stride, int v, int l)
+{
+    if (stride == 1) return v < 3 ? l : -1;
+    if (v >= 2 && l % 2) return -1;
+    return (v % 2) * 4 + l / 2;
+}
+
+bool dwconv_3x3_geometry(const dw_plane *p, dw_3x3_geom *g)
+{
+    memset(g, 0, sizeof *g);
+    if (p->kh != 3 || p->kw != 3 || p->sh != p->sw || p->sw < 1 || p->sw > 2 || p->dh != 1 || p->dw != 1)
+        return false;
+    if (p->iw >= ((int64_t)1 << 30) || p->pl > 16 || p->ow < 1 || p->oh < 1) return false;
+    g->chunks = (p->ow + 7) / 8;
+    int64_t lead = 0, trail = 0;
+    while (lead < g->chunks && !chunk_inside(p, lead)) lead++;
+    if (lead < g->chunks)
+        while (!chunk_inside(p, g->chunks - 1 - trail)) trail++;
+    if (lead + trail > DW_3X3_MAX_EDGE_CHUNKS) return false;
+    g->first_inside = lead;
+    g->end_inside = g->chunks - trail;
+    for (int64_t e = 0; e < lead + trail; e++) {
+        int64_t c = e < lead ? e : g->end_inside + (e - lead);
+        int64_t ox0 = chunk_first_output(p->ow, c), x0 = chunk_first_input(p, c);
+        int64_t used = p->ow - ox0 < 8 ? p->ow - ox0 : 8; /* outputs of the chunk that are stored */
+        for (int v = 0; v < DW_3X3_LOADS; v++)
+            for (int l = 0; l < 8; l++) {
+                int64_t x = x0 + load_offset[p->sw - 1][v] + l;
+                bool inside = x >= 0 && x < p->iw;
+                int out = lane_output(p->sw, v, l);
+                g->row_masks[e][v][l] = inside ? -1 : 0;
+                /* a lane outside the row matters only if a stored output reads it */
+                g->keep_masks[e][v][l] = inside || out < 0 || out >= used ? -1 : 0;
+                if (!g->keep_masks[e][v][l]) g->masked_loads[e] |= 1u << v;
+            }
+    }
+    return true;
+}
+
+/* Stride 2: one input row's three tap vectors for a chunk, the columns tap
+ * kx reads for its 8 outputs, in the shuffled order */
+typedef struct row_taps3 {
+    __m256 kx[3];
+} row_taps3;
+
+enum { LOAD_PLAIN, LOAD_MASK_FIRST, LOAD_MASK_THIRD, LOAD_MASK_ALL, LOAD_GUARDED };
+
+/* Stride 2: load v of the row at r (its first column x0, which may lie
+ * outside the row): plain; at the row's ends with the lanes that must read
+ * as zero cleared (the first load's only, the usual left edge; the third's
+ * only; or all); or masked, never touching the masked-out memory, where it
+ * may lie outside the tensor */
+D3_INLINE __m256 load(const float *r, int off, const __m256 m[DW_3X3_LOADS], int v, const int mode)
+{
+    if (mode == LOAD_PLAIN || (mode == LOAD_MASK_FIRST && v != 0) || (mode == LOAD_MASK_THIRD && v != 2))
+        return _mm256_loadu_ps(r + off);
+    if (mode == LOAD_GUARDED) return _mm256_maskload_ps(r + off, _mm256_castps_si256(m[v]));
+    return _mm256_and_ps(_mm256_loadu_ps(r + off), m[v]);
+}
+
+/* stride 2: the row's even, odd and next even columns from two pairs of loads */
+D3_INLINE row_taps3 load_row(const float *r, const __m256 m[DW_3X3_LOADS], const int mode)
+{
+    __m256 v0 = load(r, 0, m, 0, mode), v1 = load(r, 8, m, 1, mode);
+    __m256 v2 = load(r, 2, m, 2, mode), v3 = load(r, 10, m, 3, mode);
+    return (row_taps3){{_mm256_shuffle_ps(v0, v1, 0x88), _mm256_shuffle_ps(v0, v1, 0xDD),
+                        _mm256_shuffle_ps(v2, v3, 0x88)}};
+}
+
+/* acc + the row's taps times kernel row w[0..2] */
+D3_INLINE __m256 kernel_row(row_taps3 r, const __m256 w[3], __m256 acc)
+{
+    acc = _mm256_fmadd_ps(r.kx[0], w[0], acc);
+    acc = _mm256_fmadd_ps(r.kx[1], w[1], acc);
+    return _mm256_fmadd_ps(r.kx[2], w[2], acc);
+}
+
+/* the low `lanes` (< 8) lanes of v to dst (masked stores are slow on AMD) */
+static inline void store_lanes(float *dst, __m256 v, int lanes)
+{
+    __m128 x = _mm256_castps256_ps128(v);
+    if (lanes & 4) {
+        _mm_storeu_ps(dst, x);
+        x = _mm256_extractf128_ps(v, 1);
+        dst += 4;
+    }
+    if (lanes & 2) {
+        _mm_storel_pi((__m64 *)(void *)dst, x);
+        x = _mm_movehl_ps(x, x);
+        dst += 2;
+    }
+    if (lanes & 1) _mm_store_ss(dst, x);
+}
+
+/* Activates one output row's sum, restores the lane order (stride 2) and
+ * stores it: whole while the lanes past a row narrower than 8 land on rows
+ * of this block still to be written, else only the row's lanes. The
+ * activation's constants are made here, not held in registers across the
+ * FMAs, which need all 16. */
+D3_INLINE void store_row(__m256 acc, conv_activation act, float *out, bool whole, int64_t ow, const int stride)
+{
+    /* max/min return their second operand on NaN: NaN passes as in the reference */
+    if (act != CONV_ACT_NONE) acc = _mm256_max_ps(_mm256_setzero_ps(), acc);
+    if (act == CONV_ACT_RELU6) acc = _mm256_min_ps(_mm256_set1_ps(6.0f), acc);
+    if (stride == 2) acc = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), 0xD8));
+    if (whole)
+        _mm256_storeu_ps(out, acc);
+    else
+        store_lanes(out, acc, (int)ow);
+}
+
+/* output rows handled together at stride 1 */
+#define S1_ROWS 4
+
+/* the load mode of edge chunk e: which of its loads need lanes cleared */
+static int edge_mode(const dw_3x3_geom *g, int64_t e)
+{
+    unsigned bits = g->masked_loads[e];
+    if (bits == 0) return LOAD_PLAIN;
+    if (bits == 1) return LOAD_MASK_FIRST;
+    if (bits == 4) return LOAD_MASK_THIRD;
+    return LOAD_MASK_ALL;
+}
+
+/* A run's edge chunks: their masks as vectors and their load modes. */
+typedef struct edge_chunks {
+    __m256 keep[DW_3X3_MAX_EDGE_CHUNKS][DW_3X3_LOADS], row[DW_3X3_MAX_EDGE_CHUNKS][DW_3X3_LOADS];
+    int mode[DW_3X3_MAX_EDGE_CHUNKS];
+    __m256 ones[DW_3X3_LOADS]; /* the masks of chunks inside the row */
+} edge_chunks;
+
+/* Stride 1: output rows [y0, y1) of one chunk, S1_ROWS at a time; input
+ * row r of a group feeds its output rows r-2..r. Every load is masked by
+ * an AND (all lanes kept inside the row): one loop for every chunk, since
+ * this loop issues about as many instructions a cycle as the core retires
+ * and its time moved by a fifth to a third with each copy, check or
+ * branch added to it (measured: a loop per load mode, the activation or a
+ * narrow-row test inside it). `general`: masked loads (never touching the
+ * lanes masked out, for the tensor's first and last planes) and stores of
+ * rows narrower than 8. The activation is a second pass over the rows. */
+D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int64_t ow, int64_t pt, const __m256 w[9],
+                        __m256 bias, const __m256 m[DW_3X3_LOADS], int64_t y0, int64_t y1, int64_t whole_end,
+                        const bool general)
+{
+    const __m256 m0 = m[0], m1 = m[1], m2 = m[2];
+    /* pointers stepped, not recomputed: the loop is short of registers */
+    const float *group_in = in + (y0 - pt) * iw;
+    float *group_out = out + y0 * ow;
+    for (int64_t oy = y0; oy < y1; oy += S1_ROWS, group_in += S1_ROWS * iw, group_out += S1_ROWS * ow) {
+        int64_t n = y1 - oy < S1_ROWS ? y1 - oy : S1_ROWS;
+        __m256 acc[S1_ROWS];
+        UNROLL(GCC unroll 4)
+        for (int j = 0; j < S1_ROWS; j++) acc[j] = bias;
+        const float *x = group_in;
+        UNROLL(GCC unroll 6)
+        for (int r = 0; r < S1_ROWS + 2; r++, x += iw) {
+            int64_t iy = oy - pt + r;
+            if (iy < 0 || iy >= ih || r >= n + 2) continue;
+            __m256 x0, x1, x2;
+            if (general) {
+                x0 = _mm256_maskload_ps(x, _mm256_castps_si256(m0));
+                x1 = _mm256_maskload_ps(x + 1, _mm256_castps_si256(m1));
+                x2 = _mm256_maskload_ps(x + 2, _mm256_castps_si256(m2));
+            } else {
+                x0 = _mm256_and_ps(_mm256_loadu_ps(x), m0);
+                x1 = _mm256_and_ps(_mm256_loadu_ps(x + 1), m1);
+                x2 = _mm256_and_ps(_mm256_loadu_ps(x + 2), m2);
+            }
+            UNROLL(GCC unroll 3)
+            for (int ky = 0; ky < 3; ky++) {
+                int j = r - ky;
+                if (j < 0 || j >= S1_ROWS) continue;
+                acc[j] = _mm256_fmadd_ps(x0, w[3 * ky], acc[j]);
+                acc[j] = _mm256_fmadd_ps(x1, w[3 * ky + 1], acc[j]);
+                acc[j] = _mm256_fmadd_ps(x2, w[3 * ky + 2], acc[j]);
+            }
+        }
+        float *o = group_out;
+        UNROLL(GCC unroll 4)
+        for (int j = 0; j < S1_ROWS; j++, o += ow) {
+            if (j >= n) break;
+            if (general) /* rows under 8 wide: stores overlap the next rows */
+                store_row(acc[j], CONV_ACT_NONE, o, oy + j < whole_end, ow, 1);
+            else
+                _mm256_storeu_ps(o, acc[j]);
+        }
+    }
+}
+
+/* Stride 1: output rows [y0, y1) of one plane, chunk by chunk, its taps in
+ * registers throughout. in_offset: the plane's first float in the input
+ * tensor of in_floats floats. */
+D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges, const float *input,
+                        int64_t in_offset, int64_t in_floats, float *out, const float *wb, float bias_value,
+                        int64_t y0, int64_t y1, const bool general)
+{
+    const int64_t ih = shape->ih, iw = shape->iw, ow = shape->ow, pt = shape->pt;
+    const int64_t whole_end = ow >= 8 ? y1 : y1 - (8 + ow - 1) / ow + 1;
+    (void)in_floats;
+    __m256 w[9];
+    UNROLL(GCC unroll 9)
+    for (int k = 0; k < 9; k++) w[k] = _mm256_load_ps(wb + 8 * k);
+    const __m256 bias = _mm256_set1_ps(bias_value);
+    for (int64_t c = 0; c < g->chunks; c++) {
+        int64_t ox0 = chunk_first_output(ow, c), x0 = chunk_first_input(shape, c);
+        const __m256 *m = edges->ones;
+        if (c < g->first_inside || c >= g->end_inside) {
+            int64_t e = c < g->first_inside ? c : g->first_inside + (c - g->end_inside);
+            m = general ? edges->row[e] : edges->keep[e];
+        }
+        chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general);
+    }
+    if (shape->act == CONV_ACT_NONE) return;
+    if (ow < 8) {
+        /* whole rows of this block, in vectors and a tail */
+        float *o = out + y0 * ow;
+        int64_t count = (y1 - y0) * ow, i = 0;
+        for (; i + 8 <= count; i += 8) store_row(_mm256_loadu_ps(o + i), shape->act, o + i, true, 8, 1);
+        for (; i < count; i++) o[i] = conv_activate(o[i], shape->act);
+        return;
+    }
+    for (int64_t oy = y0; oy < y1; oy++)
+        for (int64_t c = 0; c < g->chunks; c++) {
+            float *o = out + oy * ow + chunk_first_output(ow, c);
+            store_row(_mm256_loadu_ps(o), shape->act, o, true, ow, 1);
+        }
+}
+
+/* Stride 2: output row oy near the top or bottom edge, each input row checked. */
+D3_INLINE void edge_row_s2(const dw_plane *shape, const float *in, float *out, const __m256 w[9], __m256 bias,
+                           const __m256 m[DW_3X3_LOADS], int64_t oy, bool whole, const int mode)
+{
+    __m256 sum[3] = {bias, _mm256_setzero_ps(), _mm256_setzero_ps()};
+    UNROLL(GCC unroll 3)
+    for (int ky = 0; ky < 3; ky++) {
+        int64_t iy = oy * 2 - shape->pt + ky;
+        if (iy >= 0 && iy < shape->ih)
+            sum[ky] = kernel_row(load_row(in + iy * shape->iw, m, mode), w + 3 * ky, sum[ky]);
+    }
+    store_row(_mm256_add_ps(sum[0], _mm256_add_ps(sum[1], sum[2])), shape->act, out + oy * shape->ow, whole,
+              shape->ow, 2);
+}
+
+/* Stride 2: output rows [y0, y1) of one plane's chunk. Rows whose taps all
+ * land inside the input run without checks, the bottom input row of one the
+ * top row of the next. Each kernel row sums apart, so an output waits on 3
+ * FMAs and 2 adds instead of a chain of 9. */
+D3_INLINE void chunk_rows_s2(const dw_plane *shape, const float *in, float *out, const __m256 w[9], __m256 bias,
+                             const __m256 m[DW_3X3_LOADS], int64_t y0, int64_t y1, int64_t whole_end, const int mode)
+{
+    const int64_t ih = shape->ih, iw = shape->iw, ow = shape->ow, pt = shape->pt;
+    const __m256 zero = _mm256_setzero_ps();
+    const conv_activation act = shape->act;
+    /* inside rows: 2 oy - pt >= 0 and 2 oy - pt + 2 < ih */
+    int64_t lo = (pt + 1) / 2, hi = ih - 3 + pt < 0 ? 0 : (ih - 3 + pt) / 2 + 1;
+    if (lo < y0) lo = y0;
+    if (hi > y1) hi = y1;
+    if (lo > hi) lo = hi = y1;
+    for (int64_t oy = y0; oy < lo; oy++) edge_row_s2(shape, in, out, w, bias, m, oy, oy < whole_end, mode);
+    if (lo < hi) {
+        const float *row = in + (lo * 2 - pt) * iw;
+        row_taps3 carry = load_row(row, m, mode);
+        for (int64_t oy = lo; oy < hi; oy++) {
+            row_taps3 next = load_row(row + iw, m, mode), last = load_row(row + 2 * iw, m, mode);
+            __m256 top = kernel_row(carry, w, bias), mid = kernel_row(next, w + 3, zero);
+            __m256 bottom = kernel_row(last, w + 6, zero);
+            store_row(_mm256_add_ps(top, _mm256_add_ps(mid, bottom)), act, out + oy * ow, oy < whole_end, ow, 2);
+            carry = last;
+            row += 2 * iw;
+        }
+    }
+    for (int64_t oy = hi; oy < y1; oy++) edge_row_s2(shape, in, out, w, bias, m, oy, oy < whole_end, mode);
+}
+
+/* Stride 2: output rows [y0, y1) of one plane, chunk by chunk, its taps in
+ * registers throughout. in_offset: the plane's first float in the input
+ * tensor of in_floats floats, so that an edge chunk's loads on the
+ * tensor's first or last plane go masked where they would leave it. */
+D3_INLINE void plane_s2(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges, const float *input,
+                        int64_t in_offset, int64_t in_floats, float *out, const float *wb, float bias_value,
+                        int64_t y0, int64_t y1)
+{
+    const int64_t ow = shape->ow;
+    const int64_t last_read = (shape->ih - 1) * shape->iw + chunk_span[1];
+    /* rows [0, whole_end) may be stored whole: oy * ow + 8 <= y1 * ow */
+    const int64_t whole_end = ow >= 8 ? y1 : y1 - (8 + ow - 1) / ow + 1;
+    __m256 w[9];
+    UNROLL(GCC unroll 9)
+    for (int k = 0; k < 9; k++) w[k] = _mm256_load_ps(wb + 8 * k);
+    const __m256 bias = _mm256_set1_ps(bias_value);
+    for (int64_t c = 0; c < g->chunks; c++) {
+        int64_t ox0 = chunk_first_output(ow, c), x0 = chunk_first_input(shape, c);
+        const float *in = input + in_offset + x0;
+        if (c >= g->first_inside && c < g->end_inside) {
+            chunk_rows_s2(shape, in, out + ox0, w, bias, NULL, y0, y1, whole_end, LOAD_PLAIN);
+            continue;
+        }
+        int64_t e = c < g->first_inside ? c : g->first_inside + (c - g->end_inside);
+        if (in_offset + x0 < 0 || in_offset + x0 + last_read > in_floats) {
+            chunk_rows_s2(shape, in, out + ox0, w, bias, edges->row[e], y0, y1, whole_end, LOAD_GUARDED);
+            continue;
+        }
+        const __m256 *m = edges->keep[e];
+        switch (edges->mode[e]) {
+        case LOAD_PLAIN: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_PLAIN); break;
+        case LOAD_MASK_FIRST: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_MASK_FIRST); break;
+        case LOAD_MASK_THIRD: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_MASK_THIRD); break;
+        default: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_MASK_ALL); break;
+        }
+    }
+}
+
+typedef void plane_rows_fn(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges,
+                           const float *input, int64_t in_offset, int64_t in_floats, float *out, const float *wb,
+                           float bias, int64_t y0, int64_t y1);
+
+static __attribute__((noinline)) void plane_rows_s1(const dw_plane *shape, const dw_3x3_geom *g,
+                                                    const edge_chunks *edges, const float *input, int64_t in_offset,
+                                                    int64_t in_floats, float *out, const float *wb, float bias,
+                                                    int64_t y0, int64_t y1)
+{
+    plane_s1(shape, g, edges, input, in_offset, in_floats, out, wb, bias, y0, y1, false);
+}
+
+/* the tensor's first and last planes (edge chunks' loads would leave it) and rows under 8 wide */
+static __attribute__((noinline)) void plane_rows_s1_general(const dw_plane *shape, const dw_3x3_geom *g,
+                                                            const edge_chunks *edges, const float *input,
+                                                            int64_t in_offset, int64_t in_floats, float *out,
+                                                            const float *wb, float bias, int64_t y0, int64_t y1)
+{
+    plane_s1(shape, g, edges, input, in_offset, in_floats, out, wb, bias, y0, y1, true);
+}
+
+static __attribute__((noinline)) void plane_rows_s2(const dw_plane *shape, const dw_3x3_geom *g,
+                                                    const edge_chunks *edges, const float *input, int64_t in_offset,
+                                                    int64_t in_floats, float *out, const float *wb, float bias,
+                                                    int64_t y0, int64_t y1)
+{
+    plane_s2(shape, g, edges, input, in_offset, in_floats, out, wb, bias, y0, y1);
+}
+
+void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3_planes *t, int64_t plane0,
+                       int64_t plane1, int64_t y0, int64_t y1)
+{
+    const int64_t in_plane = shape->ih * shape->iw, out_plane = shape->oh * shape->ow;
+    const int64_t in_floats = t->images * t->in_channels * in_plane;
+    plane_rows_fn *rows = shape->sw == 1 ? plane_rows_s1 : plane_rows_s2;
+    edge_chunks edges;
+    for (int64_t e = 0; e < g->first_inside + (g->chunks - g->end_inside); e++) {
+        for (int v = 0; v < DW_3X3_LOADS; v++) {
+            edges.keep[e][v] = _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)g->keep_masks[e][v]));
+            edges.row[e][v] = _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)g->row_masks[e][v]));
+        }
+        edges.mode[e] = edge_mode(g, e);
+    }
+    /* output plane (n, oc) reads input channel ic = oc / multiplier: counted, not divided, per plane */
+    int64_t n = plane0 / t->out_channels, oc = plane0 % t->out_channels;
+    int64_t ic = oc / t->multiplier, j = oc % t->multiplier;
+    for (int v = 0; v < DW_3X3_LOADS; v++) edges.ones[v] = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    /* stride 1: the edge chunks read at most 9 columns past a row's first or last output */
+    const int64_t last_read = (shape->ih - 1) * shape->iw + chunk_first_input(shape, g->chunks - 1) + 10;
+    const int64_t first_read = chunk_first_input(shape, 0);
+    for (int64_t plane = plane0; plane < plane1; plane++) {
+        int64_t in_offset = (n * t->in_channels + ic) * in_plane;
+        plane_rows_fn *plane_fn = rows;
+        if (shape->sw == 1 && (shape->ow < 8 || in_offset + first_read < 0 || in_offset + last_read > in_floats))
+            plane_fn = plane_rows_s1_general;
+        plane_fn(shape, g, &edges, t->input, in_offset, in_floats, t->output + plane * out_plane,
+                 t->wb + oc * t->wb_stride, t->bias ? t->bias[oc] : 0.0f, y0, y1);
+        if (++j == t->multiplier) j = 0, ic++;
+        if (++oc == t->out_channels) oc = 0, ic = 0, n++;
+    }
+}
