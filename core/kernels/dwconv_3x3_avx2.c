@@ -188,8 +188,9 @@ typedef struct edge_chunks {
  * rows narrower than 8. The activation is a second pass over the rows. */
 D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int64_t ow, int64_t pt, const __m256 w[9],
                         __m256 bias, const __m256 m[DW_3X3_LOADS], int64_t y0, int64_t y1, int64_t whole_end,
-                        const bool general)
+                        const bool general, const bool same)
 {
+    if (same) ow = iw, pt = 1;
     const __m256 m0 = m[0], m1 = m[1], m2 = m[2];
     /* pointers stepped, not recomputed: the loop is short of registers */
     const float *group_in = in + (y0 - pt) * iw;
@@ -256,7 +257,12 @@ D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_
             int64_t e = c < g->first_inside ? c : g->first_inside + (c - g->end_inside);
             m = general ? edges->row[e] : edges->keep[e];
         }
-        chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general);
+        /* padding 1 all round, the output as large as the input (most 3x3
+         * layers): its own loop, the output stride that of the input */
+        if (!general && pt == 1 && ow == iw)
+            chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, false, true);
+        else
+            chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general, false);
     }
     if (shape->act == CONV_ACT_NONE) return;
     if (ow < 8) {
