@@ -204,7 +204,8 @@ D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int
         UNROLL(GCC unroll 6)
         for (int r = 0; r < S1_ROWS + 2; r++, x += iw) {
             int64_t iy = oy - pt + r;
-            if (iy < 0 || iy >= ih || r >= n + 2) continue;
+            /* with "same" padding over all rows, r >= n + 2 implies iy >= ih */
+            if (iy < 0 || iy >= ih || (!(same && y1 == ih) && r >= n + 2)) continue;
             __m256 x0, x1, x2;
             if (general) {
                 x0 = _mm256_maskload_ps(x, _mm256_castps_si256(m0));
@@ -259,7 +260,9 @@ D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_
         }
         /* padding 1 all round, the output as large as the input (most 3x3
          * layers): its own loop, the output stride that of the input */
-        if (!general && pt == 1 && ow == iw)
+        if (!general && pt == 1 && ow == iw && y0 == 0 && y1 == ih)
+            chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, 0, ih, whole_end, false, true);
+        else if (!general && pt == 1 && ow == iw)
             chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, false, true);
         else
             chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general, false);
