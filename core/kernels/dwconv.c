@@ -485,20 +485,20 @@ bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t 
 }
 
 /* The in-place 3x3 path (dwconv_3x3_avx2.c; its geometry check says 3x3)
- * or the others. In-process A/B, medians of 30 chunk medians, 1 thread,
- * time in place / the path chosen before it:
- *   stride 2 against channel-blocked: 512x14x14 0.83, 1024x14x14 (2
+ * or the others. In-process A/B, medians of 30 chunk medians, 1 thread
+ * unless said, time / the channel-blocked path's:
+ *   stride 2, in place: 512x14x14 0.83 (2 threads too), 1024x14x14 (2
  *   threads) 0.78, 256x28x28 0.94, 128x56x56 1.02, 64x112x112 1.14; with
  *   fewer than 8 channels against the per-plane path: 4x28x28 0.0013 ms vs
  *   0.0029, 3x112x112 0.0067 vs 0.0102;
- *   stride 1 against channel-blocked (maps of at most 1024 pixels, 8+
- *   channels): 1024x7x7 0.64, 256x28x28 0.80-0.91, 128x28x28 0.89,
- *   512x14x14 0.99; against the per-plane strips on larger maps it loses
- *   (64x56x56 0.92 vs their 0.89, 16x224x224 1.16 vs 0.92, 4x56x56 0.51 vs
- *   0.43, all against blocked), so those keep them. */
-static bool dwconv_3x3_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t stride)
+ *   stride 1, in place / per-plane strips: 1024x7x7 0.64 / 2.3, 256x28x28
+ *   0.76-0.79 / 0.95, 128x28x28 0.76 / 0.89, 64x56x56 0.82-0.84 / 0.91-0.94,
+ *   128x56x56 0.81 / 0.91 (2 threads 0.77 / 0.89), 32x112x112 0.87 / 0.90
+ *   (2 threads 0.91 / 0.87), 16x224x224 0.81 / 0.79; with 3-8 channels the
+ *   strips win (4x56x56 0.46 / 0.41, 8x112x112 0.92 / 0.86). */
+static bool dwconv_3x3_preferred(int64_t channels, int64_t ow, int64_t stride)
 {
-    if (stride == 1) return channels >= 8 && oh * ow <= DW_BLOCKED_MAX_PLANE;
+    if (stride == 1) return channels >= 8 && ow <= 64;
     return channels < 8 || ow <= 16;
 }
 
@@ -521,7 +521,7 @@ void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
     bool blocked = path == DW_PATH_BLOCKED ||
                    (path == DW_PATH_AUTO && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw));
     bool in_place = path == DW_PATH_3X3 ||
-                    (path == DW_PATH_AUTO && dwconv_3x3_preferred(cp->in_channels, s->oh, s->ow, s->sw));
+                    (path == DW_PATH_AUTO && dwconv_3x3_preferred(cp->in_channels, s->ow, s->sw));
     if (avx2 && in_place && run_3x3(a, s)) return;
     if (avx2 && blocked && run_blocked(a, s)) return;
     if (avx2 && run_phase(a, s)) return;
