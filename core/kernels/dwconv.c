@@ -518,8 +518,17 @@ void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
     job.avx2 = avx2;
     int64_t planes = a->out.n * cp->out_channels;
     if (planes == 0 || s->oh == 0 || s->ow == 0) return;
+    /* Kernels 5 and more wide go channel-blocked at any map size (the fused
+     * separable kernel keeps dwconv_blocked_preferred's rule, measured with
+     * it). In-process A/B, 1 thread, per-plane time / blocked: 5x5 96x56x56
+     * 1.11-1.12 (2 threads 1.13), 144x56x56 1.10, 32x112x112 1.11,
+     * 16x112x112 1.09, 8x112x112 1.07, 240x28x28 1.57; 7x7 32x56x56 2.42,
+     * 96x28x28 3.36, 16x112x112 2.05; with 3 channels the per-plane path
+     * stays (5x5 3x128x128 0.42). */
+    bool wide_kernel = cp->in_channels >= 8 && s->kw >= 5;
     bool blocked = path == DW_PATH_BLOCKED ||
-                   (path == DW_PATH_AUTO && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw));
+                   (path == DW_PATH_AUTO &&
+                    (wide_kernel || dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw)));
     bool in_place = path == DW_PATH_3X3 ||
                     (path == DW_PATH_AUTO && dwconv_3x3_preferred(cp->in_channels, s->ow, s->sw));
     if (avx2 && in_place && run_3x3(a, s)) return;
