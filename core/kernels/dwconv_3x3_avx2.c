@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/kernels/dwconv.h"
+#include "core/kernels/store_lanes_avx2.h"
 
 #define D3_INLINE static inline __attribute__((always_inline))
 #define UNROLL(n) _Pragma(#n)
@@ -24,7 +25,7 @@
 /* a chunk's loads start these many columns after its first input column */
 static const int load_offset[2][DW_3X3_LOADS] = {{0, 1, 2, 0}, {0, 8, 2, 10}};
 /* input columns a chunk reads, from its first */
-static const int chunk_span[2] = {10, 18};
+static inline int64_t chunk_span(const dw_plane *p) { return p->sw == 1 ? 10 : 18; }
 
 /* first output column of chunk c: 8c, the last chunk of a row wider than 8
  * overlapping the one before instead of running past the row */
@@ -39,7 +40,7 @@ static inline int64_t chunk_first_input(const dw_plane *p, int64_t c)
 static inline bool chunk_inside(const dw_plane *p, int64_t c)
 {
     int64_t x0 = chunk_first_input(p, c);
-    return x0 >= 0 && x0 + chunk_span[p->sw - 1] <= p->iw;
+    return x0 >= 0 && x0 + chunk_span(p) <= p->iw;
 }
 
 /* the output (0-7) that lane l of load v feeds, -1 for none. Stride 1:
@@ -123,23 +124,6 @@ D3_INLINE __m256 kernel_row(row_taps3 r, const __m256 w[3], __m256 acc)
     return _mm256_fmadd_ps(r.kx[2], w[2], acc);
 }
 
-/* the low `lanes` (< 8) lanes of v to dst (masked stores are slow on AMD) */
-static inline void store_lanes(float *dst, __m256 v, int lanes)
-{
-    __m128 x = _mm256_castps256_ps128(v);
-    if (lanes & 4) {
-        _mm_storeu_ps(dst, x);
-        x = _mm256_extractf128_ps(v, 1);
-        dst += 4;
-    }
-    if (lanes & 2) {
-        _mm_storel_pi((__m64 *)(void *)dst, x);
-        x = _mm_movehl_ps(x, x);
-        dst += 2;
-    }
-    if (lanes & 1) _mm_store_ss(dst, x);
-}
-
 /* Activates one output row's sum, restores the lane order (stride 2) and
  * stores it: whole while the lanes past a row narrower than 8 land on rows
  * of this block still to be written, else only the row's lanes. The
@@ -155,6 +139,17 @@ D3_INLINE void store_row(__m256 acc, conv_activation act, float *out, bool whole
         _mm256_storeu_ps(out, acc);
     else
         store_lanes(out, acc, (int)ow);
+}
+
+/* Output rows [0, end) of a block ending at row y1 may be stored as whole
+ * vectors: oy * ow + 8 <= y1 * ow (rows under 8 wide overlap the next rows) */
+static inline int64_t whole_rows_end(int64_t ow, int64_t y1) { return ow >= 8 ? y1 : y1 - (8 + ow - 1) / ow + 1; }
+
+/* the 9 taps, each broadcast to 8 lanes ([9][8], 32-byte aligned) */
+D3_INLINE void load_taps(const float *wb, __m256 w[9])
+{
+    UNROLL(GCC unroll 9)
+    for (int k = 0; k < 9; k++) w[k] = _mm256_load_ps(wb + 8 * k);
 }
 
 /* output rows handled together at stride 1 */
@@ -237,19 +232,15 @@ D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int
     }
 }
 
-/* Stride 1: output rows [y0, y1) of one plane, chunk by chunk, its taps in
- * registers throughout. in_offset: the plane's first float in the input
- * tensor of in_floats floats. */
-D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges, const float *input,
-                        int64_t in_offset, int64_t in_floats, float *out, const float *wb, float bias_value,
-                        int64_t y0, int64_t y1, const bool general)
+/* Stride 1: output rows [y0, y1) of one plane (in: its input plane),
+ * chunk by chunk, its taps in registers throughout. */
+D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges, const float *in,
+                        float *out, const float *wb, float bias_value, int64_t y0, int64_t y1, const bool general)
 {
     const int64_t ih = shape->ih, iw = shape->iw, ow = shape->ow, pt = shape->pt;
-    const int64_t whole_end = ow >= 8 ? y1 : y1 - (8 + ow - 1) / ow + 1;
-    (void)in_floats;
+    const int64_t whole_end = whole_rows_end(ow, y1);
     __m256 w[9];
-    UNROLL(GCC unroll 9)
-    for (int k = 0; k < 9; k++) w[k] = _mm256_load_ps(wb + 8 * k);
+    load_taps(wb, w);
     const __m256 bias = _mm256_set1_ps(bias_value);
     for (int64_t c = 0; c < g->chunks; c++) {
         int64_t ox0 = chunk_first_output(ow, c), x0 = chunk_first_input(shape, c);
@@ -261,11 +252,11 @@ D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_
         /* padding 1 all round, the output as large as the input (most 3x3
          * layers): its own loop, the output stride that of the input */
         if (!general && pt == 1 && ow == iw && y0 == 0 && y1 == ih)
-            chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, 0, ih, whole_end, false, true);
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, 0, ih, whole_end, false, true);
         else if (!general && pt == 1 && ow == iw)
-            chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, false, true);
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, false, true);
         else
-            chunk_s1(input + in_offset + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general, false);
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general, false);
     }
     if (shape->act == CONV_ACT_NONE) return;
     if (ow < 8) {
@@ -329,71 +320,55 @@ D3_INLINE void chunk_rows_s2(const dw_plane *shape, const float *in, float *out,
     for (int64_t oy = hi; oy < y1; oy++) edge_row_s2(shape, in, out, w, bias, m, oy, oy < whole_end, mode);
 }
 
-/* Stride 2: output rows [y0, y1) of one plane, chunk by chunk, its taps in
- * registers throughout. in_offset: the plane's first float in the input
- * tensor of in_floats floats, so that an edge chunk's loads on the
- * tensor's first or last plane go masked where they would leave it. */
-D3_INLINE void plane_s2(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges, const float *input,
-                        int64_t in_offset, int64_t in_floats, float *out, const float *wb, float bias_value,
-                        int64_t y0, int64_t y1)
+/* Stride 2: output rows [y0, y1) of one plane (in: its input plane),
+ * chunk by chunk, its taps in registers throughout; `guarded`: the edge
+ * chunks' loads go masked (the tensor's first and last planes). */
+static __attribute__((noinline)) void plane_rows_s2(const dw_plane *shape, const dw_3x3_geom *g,
+                                                    const edge_chunks *edges, const float *in, float *out,
+                                                    const float *wb, float bias_value, int64_t y0, int64_t y1,
+                                                    bool guarded)
 {
-    const int64_t ow = shape->ow;
-    const int64_t last_read = (shape->ih - 1) * shape->iw + chunk_span[1];
-    /* rows [0, whole_end) may be stored whole: oy * ow + 8 <= y1 * ow */
-    const int64_t whole_end = ow >= 8 ? y1 : y1 - (8 + ow - 1) / ow + 1;
+    const int64_t ow = shape->ow, whole_end = whole_rows_end(ow, y1);
     __m256 w[9];
-    UNROLL(GCC unroll 9)
-    for (int k = 0; k < 9; k++) w[k] = _mm256_load_ps(wb + 8 * k);
+    load_taps(wb, w);
     const __m256 bias = _mm256_set1_ps(bias_value);
     for (int64_t c = 0; c < g->chunks; c++) {
-        int64_t ox0 = chunk_first_output(ow, c), x0 = chunk_first_input(shape, c);
-        const float *in = input + in_offset + x0;
+        int64_t ox0 = chunk_first_output(ow, c);
+        const float *x = in + chunk_first_input(shape, c);
+        float *o = out + ox0;
         if (c >= g->first_inside && c < g->end_inside) {
-            chunk_rows_s2(shape, in, out + ox0, w, bias, NULL, y0, y1, whole_end, LOAD_PLAIN);
+            chunk_rows_s2(shape, x, o, w, bias, NULL, y0, y1, whole_end, LOAD_PLAIN);
             continue;
         }
         int64_t e = c < g->first_inside ? c : g->first_inside + (c - g->end_inside);
-        if (in_offset + x0 < 0 || in_offset + x0 + last_read > in_floats) {
-            chunk_rows_s2(shape, in, out + ox0, w, bias, edges->row[e], y0, y1, whole_end, LOAD_GUARDED);
+        if (guarded) {
+            chunk_rows_s2(shape, x, o, w, bias, edges->row[e], y0, y1, whole_end, LOAD_GUARDED);
             continue;
         }
         const __m256 *m = edges->keep[e];
         switch (edges->mode[e]) {
-        case LOAD_PLAIN: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_PLAIN); break;
-        case LOAD_MASK_FIRST: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_MASK_FIRST); break;
-        case LOAD_MASK_THIRD: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_MASK_THIRD); break;
-        default: chunk_rows_s2(shape, in, out + ox0, w, bias, m, y0, y1, whole_end, LOAD_MASK_ALL); break;
+        case LOAD_PLAIN: chunk_rows_s2(shape, x, o, w, bias, m, y0, y1, whole_end, LOAD_PLAIN); break;
+        case LOAD_MASK_FIRST: chunk_rows_s2(shape, x, o, w, bias, m, y0, y1, whole_end, LOAD_MASK_FIRST); break;
+        case LOAD_MASK_THIRD: chunk_rows_s2(shape, x, o, w, bias, m, y0, y1, whole_end, LOAD_MASK_THIRD); break;
+        default: chunk_rows_s2(shape, x, o, w, bias, m, y0, y1, whole_end, LOAD_MASK_ALL); break;
         }
     }
 }
 
-typedef void plane_rows_fn(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges,
-                           const float *input, int64_t in_offset, int64_t in_floats, float *out, const float *wb,
-                           float bias, int64_t y0, int64_t y1);
-
+/* Stride 1, one instance per function (sharing one, the loops spilled) */
 static __attribute__((noinline)) void plane_rows_s1(const dw_plane *shape, const dw_3x3_geom *g,
-                                                    const edge_chunks *edges, const float *input, int64_t in_offset,
-                                                    int64_t in_floats, float *out, const float *wb, float bias,
-                                                    int64_t y0, int64_t y1)
+                                                    const edge_chunks *edges, const float *in, float *out,
+                                                    const float *wb, float bias, int64_t y0, int64_t y1)
 {
-    plane_s1(shape, g, edges, input, in_offset, in_floats, out, wb, bias, y0, y1, false);
+    plane_s1(shape, g, edges, in, out, wb, bias, y0, y1, false);
 }
 
 /* the tensor's first and last planes (edge chunks' loads would leave it) and rows under 8 wide */
 static __attribute__((noinline)) void plane_rows_s1_general(const dw_plane *shape, const dw_3x3_geom *g,
-                                                            const edge_chunks *edges, const float *input,
-                                                            int64_t in_offset, int64_t in_floats, float *out,
+                                                            const edge_chunks *edges, const float *in, float *out,
                                                             const float *wb, float bias, int64_t y0, int64_t y1)
 {
-    plane_s1(shape, g, edges, input, in_offset, in_floats, out, wb, bias, y0, y1, true);
-}
-
-static __attribute__((noinline)) void plane_rows_s2(const dw_plane *shape, const dw_3x3_geom *g,
-                                                    const edge_chunks *edges, const float *input, int64_t in_offset,
-                                                    int64_t in_floats, float *out, const float *wb, float bias,
-                                                    int64_t y0, int64_t y1)
-{
-    plane_s2(shape, g, edges, input, in_offset, in_floats, out, wb, bias, y0, y1);
+    plane_s1(shape, g, edges, in, out, wb, bias, y0, y1, true);
 }
 
 void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3_planes *t, int64_t plane0,
@@ -401,7 +376,6 @@ void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3
 {
     const int64_t in_plane = shape->ih * shape->iw, out_plane = shape->oh * shape->ow;
     const int64_t in_floats = t->images * t->in_channels * in_plane;
-    plane_rows_fn *rows = shape->sw == 1 ? plane_rows_s1 : plane_rows_s2;
     edge_chunks edges;
     for (int64_t e = 0; e < g->first_inside + (g->chunks - g->end_inside); e++) {
         for (int v = 0; v < DW_3X3_LOADS; v++) {
@@ -414,16 +388,21 @@ void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3
     int64_t n = plane0 / t->out_channels, oc = plane0 % t->out_channels;
     int64_t ic = oc / t->multiplier, j = oc % t->multiplier;
     for (int v = 0; v < DW_3X3_LOADS; v++) edges.ones[v] = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    /* stride 1: the edge chunks read at most 9 columns past a row's first or last output */
-    const int64_t last_read = (shape->ih - 1) * shape->iw + chunk_first_input(shape, g->chunks - 1) + 10;
+    /* the floats a plane's edge chunks read before and after its first one */
     const int64_t first_read = chunk_first_input(shape, 0);
+    const int64_t last_read = (shape->ih - 1) * shape->iw + chunk_first_input(shape, g->chunks - 1) + chunk_span(shape);
     for (int64_t plane = plane0; plane < plane1; plane++) {
         int64_t in_offset = (n * t->in_channels + ic) * in_plane;
-        plane_rows_fn *plane_fn = rows;
-        if (shape->sw == 1 && (shape->ow < 8 || in_offset + first_read < 0 || in_offset + last_read > in_floats))
-            plane_fn = plane_rows_s1_general;
-        plane_fn(shape, g, &edges, t->input, in_offset, in_floats, t->output + plane * out_plane,
-                 t->wb + oc * t->wb_stride, t->bias ? t->bias[oc] : 0.0f, y0, y1);
+        const float *in = t->input + in_offset, *wb = t->wb + oc * t->wb_stride;
+        float *out = t->output + plane * out_plane, bias = t->bias ? t->bias[oc] : 0.0f;
+        /* only the tensor's first and last planes can have loads past its ends */
+        bool guarded = in_offset + first_read < 0 || in_offset + last_read > in_floats;
+        if (shape->sw == 2)
+            plane_rows_s2(shape, g, &edges, in, out, wb, bias, y0, y1, guarded);
+        else if (guarded || shape->ow < 8)
+            plane_rows_s1_general(shape, g, &edges, in, out, wb, bias, y0, y1);
+        else
+            plane_rows_s1(shape, g, &edges, in, out, wb, bias, y0, y1);
         if (++j == t->multiplier) j = 0, ic++;
         if (++oc == t->out_channels) oc = 0, ic = 0, n++;
     }

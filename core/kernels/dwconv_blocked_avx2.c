@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/kernels/dwconv.h"
+#include "core/kernels/store_lanes_avx2.h"
 
 #define BL_INLINE static inline __attribute__((always_inline))
 /* -O2 leaves these loops rolled, and the accumulator arrays in memory with them */
@@ -121,24 +122,6 @@ void dwconv_blocked_fill(const dw_plane *p, const dw_blocked_geom *g, const floa
 }
 
 /* ------------------------------------------------------------ the stencil */
-
-/* the low `lanes` (< 8) lanes of v to dst, in 4-, 2- and 1-float pieces
- * (masked stores are microcoded and slow on AMD) */
-static inline void store_lanes(float *dst, __m256 v, int lanes)
-{
-    __m128 x = _mm256_castps256_ps128(v);
-    if (lanes & 4) {
-        _mm_storeu_ps(dst, x);
-        x = _mm256_extractf128_ps(v, 1);
-        dst += 4;
-    }
-    if (lanes & 2) {
-        _mm_storel_pi((__m64 *)(void *)dst, x);
-        x = _mm_movehl_ps(x, x);
-        dst += 2;
-    }
-    if (lanes & 1) _mm_store_ss(dst, x);
-}
 
 /* 8 output pixels (channel vectors) to 8 channel rows of 8 pixels, stored at
  * out[ch] + off for ch < nch: all 8 lanes when full (those past the row's
