@@ -116,6 +116,20 @@ D3_INLINE row_taps3 load_row(const float *r, const __m256 m[DW_3X3_LOADS], const
                         _mm256_shuffle_ps(v2, v3, 0x88)}};
 }
 
+/* load_row for rows of at most 7 outputs; `pair`: from the first pair of
+ * loads only, the column-2x+1 taps being the column-2x-1 taps of output
+ * x+1, moved by one permute (the loads were the bottleneck, not the
+ * shuffles) */
+D3_INLINE row_taps3 load_row_narrow(const float *r, const __m256 m[DW_3X3_LOADS], const int mode, const bool pair)
+{
+    if (!pair) return load_row(r, m, mode);
+    __m256 v0 = load(r, 0, m, 0, mode), v1 = load(r, 8, m, 1, mode);
+    __m256 minus = _mm256_shuffle_ps(v0, v1, 0x88);
+    /* lane p holds output 0 1 4 5 2 3 6 7 [p]; lane p of the result, output x's x+1 */
+    const __m256i next_output = _mm256_setr_epi32(1, 4, 3, 6, 5, 2, 7, 7);
+    return (row_taps3){{minus, _mm256_shuffle_ps(v0, v1, 0xDD), _mm256_permutevar8x32_ps(minus, next_output)}};
+}
+
 /* acc + the row's taps times kernel row w[0..2] */
 D3_INLINE __m256 kernel_row(row_taps3 r, const __m256 w[3], __m256 acc)
 {
@@ -144,6 +158,21 @@ D3_INLINE void store_row(__m256 acc, conv_activation act, float *out, bool whole
 /* Output rows [0, end) of a block ending at row y1 may be stored as whole
  * vectors: oy * ow + 8 <= y1 * ow (rows under 8 wide overlap the next rows) */
 static inline int64_t whole_rows_end(int64_t ow, int64_t y1) { return ow >= 8 ? y1 : y1 - (8 + ow - 1) / ow + 1; }
+/* the same when the block is followed by `slack` floats written later */
+static inline int64_t whole_rows_end_slack(int64_t ow, int64_t y1, int64_t slack)
+{
+    if (ow >= 8 || slack >= 8) return y1;
+    int64_t last_start = y1 * ow + slack - 8; /* the last offset a whole store may start at */
+    return last_start < 0 ? 0 : last_start / ow + 1;
+}
+
+/* the activation over count contiguous outputs */
+static inline void activate_span(float *o, int64_t count, conv_activation act)
+{
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) store_row(_mm256_loadu_ps(o + i), act, o + i, true, 8, 1);
+    for (; i < count; i++) o[i] = conv_activate(o[i], act);
+}
 
 /* the 9 taps, each broadcast to 8 lanes ([9][8], 32-byte aligned) */
 D3_INLINE void load_taps(const float *wb, __m256 w[9])
@@ -260,11 +289,7 @@ D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_
     }
     if (shape->act == CONV_ACT_NONE) return;
     if (ow < 8) {
-        /* whole rows of this block, in vectors and a tail */
-        float *o = out + y0 * ow;
-        int64_t count = (y1 - y0) * ow, i = 0;
-        for (; i + 8 <= count; i += 8) store_row(_mm256_loadu_ps(o + i), shape->act, o + i, true, 8, 1);
-        for (; i < count; i++) o[i] = conv_activate(o[i], shape->act);
+        activate_span(out + y0 * ow, (y1 - y0) * ow, shape->act); /* whole rows of this block */
         return;
     }
     for (int64_t oy = y0; oy < y1; oy++)
@@ -289,6 +314,17 @@ D3_INLINE void edge_row_s2(const dw_plane *shape, const float *in, float *out, c
               shape->ow, 2);
 }
 
+/* Stride 2: the rows [lo, hi) of [y0, y1) whose taps all land inside the
+ * input (2 oy - pt >= 0 and 2 oy - pt + 2 < ih); lo = hi = y1 if none */
+static inline void inside_rows_s2(const dw_plane *shape, int64_t y0, int64_t y1, int64_t *lo, int64_t *hi)
+{
+    const int64_t ih = shape->ih, pt = shape->pt;
+    *lo = (pt + 1) / 2, *hi = ih - 3 + pt < 0 ? 0 : (ih - 3 + pt) / 2 + 1;
+    if (*lo < y0) *lo = y0;
+    if (*hi > y1) *hi = y1;
+    if (*lo > *hi) *lo = *hi = y1;
+}
+
 /* Stride 2: output rows [y0, y1) of one plane's chunk. Rows whose taps all
  * land inside the input run without checks, the bottom input row of one the
  * top row of the next. Each kernel row sums apart, so an output waits on 3
@@ -296,14 +332,11 @@ D3_INLINE void edge_row_s2(const dw_plane *shape, const float *in, float *out, c
 D3_INLINE void chunk_rows_s2(const dw_plane *shape, const float *in, float *out, const __m256 w[9], __m256 bias,
                              const __m256 m[DW_3X3_LOADS], int64_t y0, int64_t y1, int64_t whole_end, const int mode)
 {
-    const int64_t ih = shape->ih, iw = shape->iw, ow = shape->ow, pt = shape->pt;
+    const int64_t iw = shape->iw, ow = shape->ow, pt = shape->pt;
     const __m256 zero = _mm256_setzero_ps();
     const conv_activation act = shape->act;
-    /* inside rows: 2 oy - pt >= 0 and 2 oy - pt + 2 < ih */
-    int64_t lo = (pt + 1) / 2, hi = ih - 3 + pt < 0 ? 0 : (ih - 3 + pt) / 2 + 1;
-    if (lo < y0) lo = y0;
-    if (hi > y1) hi = y1;
-    if (lo > hi) lo = hi = y1;
+    int64_t lo, hi;
+    inside_rows_s2(shape, y0, y1, &lo, &hi);
     for (int64_t oy = y0; oy < lo; oy++) edge_row_s2(shape, in, out, w, bias, m, oy, oy < whole_end, mode);
     if (lo < hi) {
         const float *row = in + (lo * 2 - pt) * iw;
@@ -355,6 +388,86 @@ static __attribute__((noinline)) void plane_rows_s2(const dw_plane *shape, const
     }
 }
 
+/* Stride 2, whole planes of rows of at most 8 outputs (one chunk): the
+ * plane loop inside, so a plane costs its rows and its taps' loads rather
+ * than the setup of plane_rows_s2 (about half the instructions of a 14x14
+ * plane). Rows narrower than 8 are stored whole where the lanes past the
+ * row land on rows this loop writes later. Guarded planes (see
+ * dwconv_3x3_planes) go to plane_rows_s2. */
+D3_INLINE void planes_s2_narrow(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges,
+                                const dw_3x3_planes *t, const int64_t guard[2], int64_t plane0, int64_t plane1,
+                                const __m256 *m, const int mode, const bool pair)
+{
+    const int64_t in_plane = shape->ih * shape->iw, out_plane = shape->oh * shape->ow, oh = shape->oh;
+    const int64_t first_input = chunk_first_input(shape, 0);
+    const int64_t iw = shape->iw, ow = shape->ow, pt = shape->pt;
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t lo, hi;
+    inside_rows_s2(shape, 0, oh, &lo, &hi);
+    /* with 1 row of top padding, row 0 is an inside row whose top input row is zeros */
+    const int64_t first = pt == 1 && lo == 1 && hi >= 1 && shape->ih >= 2 ? 0 : lo;
+    int64_t n = plane0 / t->out_channels, oc = plane0 % t->out_channels;
+    int64_t ic = oc / t->multiplier, j = oc % t->multiplier;
+    for (int64_t plane = plane0; plane < plane1; plane++) {
+        int64_t in_offset = (n * t->in_channels + ic) * in_plane;
+        const float *wb = t->wb + oc * t->wb_stride;
+        float *out = t->output + plane * out_plane;
+        float bias_value = t->bias ? t->bias[oc] : 0.0f;
+        if (in_offset < guard[0] || in_offset > guard[1]) {
+            plane_rows_s2(shape, g, edges, t->input + in_offset, out, wb, bias_value, 0, oh, true);
+        } else {
+            /* the taps as memory operands: the loop needs the registers */
+            const __m256 *w = (const __m256 *)__builtin_assume_aligned(wb, 32);
+            const __m256 bias = _mm256_set1_ps(bias_value);
+            const float *in = t->input + in_offset + first_input;
+            const int64_t whole_end = whole_rows_end_slack(ow, oh, (plane1 - plane - 1) * out_plane);
+            for (int64_t oy = 0; oy < first; oy++) edge_row_s2(shape, in, out, w, bias, m, oy, oy < whole_end, mode);
+            if (first < hi) {
+                /* each bottom input row also starts the next output row's sum */
+                const float *row = in + (first * 2 - pt) * iw;
+                __m256 top = first < lo ? bias : kernel_row(load_row_narrow(row, m, mode, pair), w, bias);
+                for (int64_t oy = first; oy < hi; oy++, row += 2 * iw) {
+                    row_taps3 middle = load_row_narrow(row + iw, m, mode, pair);
+                    row_taps3 bottom = load_row_narrow(row + 2 * iw, m, mode, pair);
+                    __m256 sum = _mm256_add_ps(kernel_row(bottom, w + 6, top), kernel_row(middle, w + 3, zero));
+                    top = kernel_row(bottom, w, bias);
+                    store_row(sum, CONV_ACT_NONE, out + oy * ow, oy < whole_end, ow, 2);
+                }
+            }
+            for (int64_t oy = hi; oy < oh; oy++) edge_row_s2(shape, in, out, w, bias, m, oy, oy < whole_end, mode);
+            if (shape->act != CONV_ACT_NONE) activate_span(out, out_plane, shape->act);
+        }
+        if (++j == t->multiplier) j = 0, ic++;
+        if (++oc == t->out_channels) oc = 0, ic = 0, n++;
+    }
+}
+
+static __attribute__((noinline)) void planes_s2_narrow_any(const dw_plane *shape, const dw_3x3_geom *g,
+                                                           const edge_chunks *edges, const dw_3x3_planes *t,
+                                                           const int64_t guard[2], int64_t plane0, int64_t plane1)
+{
+    const bool inside = g->first_inside == 0 && g->end_inside == 1;
+    const __m256 *m = inside ? NULL : edges->keep[0];
+    const int mode = inside ? LOAD_PLAIN : edges->mode[0];
+    /* rows of at most 7 outputs whose column-2x+1 taps all read inside the
+     * row (so only the first load can need a mask: the left padding) */
+    const bool pair = shape->ow <= 7 && shape->pl <= 1 && 2 * shape->ow - shape->pl <= shape->iw;
+    if (pair && mode == LOAD_PLAIN) {
+        planes_s2_narrow(shape, g, edges, t, guard, plane0, plane1, m, LOAD_PLAIN, true);
+        return;
+    }
+    if (pair && mode == LOAD_MASK_FIRST) {
+        planes_s2_narrow(shape, g, edges, t, guard, plane0, plane1, m, LOAD_MASK_FIRST, true);
+        return;
+    }
+    switch (mode) {
+    case LOAD_PLAIN: planes_s2_narrow(shape, g, edges, t, guard, plane0, plane1, m, LOAD_PLAIN, false); break;
+    case LOAD_MASK_FIRST: planes_s2_narrow(shape, g, edges, t, guard, plane0, plane1, m, LOAD_MASK_FIRST, false); break;
+    case LOAD_MASK_THIRD: planes_s2_narrow(shape, g, edges, t, guard, plane0, plane1, m, LOAD_MASK_THIRD, false); break;
+    default: planes_s2_narrow(shape, g, edges, t, guard, plane0, plane1, m, LOAD_MASK_ALL, false); break;
+    }
+}
+
 /* Stride 1, one instance per function (sharing one, the loops spilled) */
 static __attribute__((noinline)) void plane_rows_s1(const dw_plane *shape, const dw_3x3_geom *g,
                                                     const edge_chunks *edges, const float *in, float *out,
@@ -391,6 +504,12 @@ void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3
     /* the floats a plane's edge chunks read before and after its first one */
     const int64_t first_read = chunk_first_input(shape, 0);
     const int64_t last_read = (shape->ih - 1) * shape->iw + chunk_first_input(shape, g->chunks - 1) + chunk_span(shape);
+    if (shape->sw == 2 && g->chunks == 1 && y0 == 0 && y1 == shape->oh) {
+        /* input plane offsets in [guard[0], guard[1]] need no guard */
+        const int64_t guard[2] = {-first_read, in_floats - last_read};
+        planes_s2_narrow_any(shape, g, &edges, t, guard, plane0, plane1);
+        return;
+    }
     for (int64_t plane = plane0; plane < plane1; plane++) {
         int64_t in_offset = (n * t->in_channels + ic) * in_plane;
         const float *in = t->input + in_offset, *wb = t->wb + oc * t->wb_stride;
