@@ -75,7 +75,9 @@ void dwconv_phase_rows(const dw_plane *shape, const dw_phase_geom *g, const floa
  * stride 2: 8 input planes at a time transposed into a zero-padded
  * [rows][cols][8] scratch of DW_BLOCKED_FLOATS floats, one FMA per tap on 8
  * channels. */
-#define DW_BLOCKED_FLOATS 8192
+/* 64 KB: with 32 KB, rows over about 200 wide at 5x5 (140 at 7x7) did not
+ * fit and went plane by plane, 1.6-1.9x the time (16x224x224 5x5, 8x224x224 7x7) */
+#define DW_BLOCKED_FLOATS 16384
 #define DW_BLOCKED_MAX_TAPS 49
 typedef struct dw_blocked_geom {
     int64_t cols;       /* scratch pixels per row (input column -pl is pixel 0) */
