@@ -427,16 +427,18 @@ D3_INLINE void planes_s2_narrow(const dw_plane *shape, const dw_3x3_geom *g, con
     const int64_t multiplier = t->multiplier, out_channels = t->out_channels, wb_stride = t->wb_stride;
     const float *const input = t->input, *const taps = t->wb, *const biases = t->bias;
     const int64_t guard_lo = guard[0], guard_hi = guard[1];
+    const conv_activation act = shape->act;
     float *out = t->output + plane0 * out_plane;
     int64_t oc = plane0 % out_channels, j = plane0 % multiplier;
     /* output plane p reads input plane p / multiplier, across images too */
     int64_t in_offset = plane0 / multiplier * in_plane;
-    for (int64_t plane = plane0; plane < plane1; plane++, out += out_plane) {
-        const float *wb = taps + oc * wb_stride;
+    const float *wb = taps + oc * wb_stride;
+    for (int64_t plane = plane0; plane < plane1; plane++, out += out_plane, wb += wb_stride) {
+        if (oc == out_channels) oc = 0, wb = taps;
         const float bias_value = biases ? biases[oc] : 0.0f;
         const int64_t plane_in = in_offset;
+        oc++;
         if (++j == multiplier) j = 0, in_offset += in_plane;
-        if (++oc == out_channels) oc = 0;
         if (plane_in < guard_lo || plane_in > guard_hi) {
             plane_rows_s2(shape, g, edges, input + plane_in, out, wb, bias_value, 0, oh, true);
             continue;
@@ -459,14 +461,14 @@ D3_INLINE void planes_s2_narrow(const dw_plane *shape, const dw_3x3_geom *g, con
             for (; oy < lo; oy++) edge_row_s2(shape, in, out, w, bias, mv, oy, oy < whole_end, mode);
             if (lo < hi) top = kernel_row(load_row_narrow(in + (lo * 2 - pt) * iw, mv, mode, pair), w, bias);
         }
-        const float *row = in + (oy * 2 - pt) * iw;
+        const float *row = top_padded ? in + iw : in + (oy * 2 - pt) * iw;
         const int64_t whole_hi = hi < whole_end ? hi : whole_end;
         for (; oy < whole_hi; oy++, row += 2 * iw)
             store_row(inside_row_s2(row, iw, w, bias, &top, mv, mode, pair), CONV_ACT_NONE, out + oy * ow, true, ow, 2);
         for (; oy < hi; oy++, row += 2 * iw)
             store_row(inside_row_s2(row, iw, w, bias, &top, mv, mode, pair), CONV_ACT_NONE, out + oy * ow, false, ow, 2);
         for (; oy < oh; oy++) edge_row_s2(shape, in, out, w, bias, mv, oy, oy < whole_end, mode);
-        if (shape->act != CONV_ACT_NONE) activate_span(out, out_plane, shape->act);
+        if (act != CONV_ACT_NONE) activate_span(out, out_plane, act);
     }
 }
 
