@@ -404,7 +404,7 @@ D3_INLINE __m256 inside_row_s2(const float *row, int64_t iw, const __m256 w[9], 
  * plane loop inside and lean, as a 14x14 plane is only 7 row iterations
  * (in-process against oneDNN's blocked primitive on 1x512x14x14, 1 thread:
  * 0.86-0.90 of its speed when each plane reloaded the job's fields and
- * masks and ran its padded top row as an edge row; 1.04-1.09 like this).
+ * masks and ran its padded top row as an edge row; 1.09-1.12 like this).
  * Rows narrower than 8 are stored whole where the lanes past the row land
  * on rows this loop writes later. Guarded planes (see dwconv_3x3_planes)
  * go to plane_rows_s2. */
