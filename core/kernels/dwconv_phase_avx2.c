@@ -324,11 +324,9 @@ PH_INLINE void strip3(const float *const *rows, int64_t col, const float *wb, co
     }
 }
 
-/* Two vectors of the 3x3 strip (columns [x, x + 16)): the taps are loaded
- * per row (9 loads for 18 FMAs, each feeding both vectors) instead of held
- * in registers, as the twelve carried sums and inputs take them. Two
- * independent chains a row hide the FMA latency that held strip3 at ~9
- * cycles a row on short (28-row) strips; same order of sums as strip3. */
+/* Output rows [0, nrows) of one plane from its block of rows in the buffer:
+ * square 3x3, 5x5 and 7x7 kernels at strides 1 and 2 through a loop with
+ * every size a constant, the rest one row at a time */
 static void block_any(const float *buf, const dw_phase_geom *g, const dw_plane *p, float *out, int64_t nrows,
                       const float *clamp)
 {
