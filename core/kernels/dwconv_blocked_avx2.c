@@ -31,15 +31,13 @@ bool dwconv_blocked_geometry(const dw_plane *p, dw_blocked_geom *g)
     int64_t cols = (tile_span - 1) * p->sw + (p->kw - 1) * p->dw + 1;
     int64_t span = (p->kh - 1) * p->dh + 1; /* scratch rows one output row reads */
     if (cols * 8 > DW_BLOCKED_FLOATS || span > DW_BLOCKED_FLOATS / (cols * 8)) return false;
-    /* half the buffer (32 KB) keeps the scratch near L1 next to the input
-     * and output streams, unless strips get so short that refilling the
-     * rows they share costs more: under 8 output rows (in-process A/B, 1
-     * thread, the whole buffer against half: 5x5 96x56x56 and 144x56x56
-     * 0.92 of the time, where 4-row strips filled every input row twice;
-     * 3x3 stride 2 64x112x112 0.95; 7x7 32x56x56 and the fused separable
-     * layers of the suite within 1%) */
-    int64_t max_rows = DW_BLOCKED_FLOATS / 2 / (cols * 8);
-    if (max_rows < span || (max_rows - span) / p->sh + 1 < 8) max_rows = DW_BLOCKED_FLOATS / (cols * 8);
+    /* strips as tall as the whole scratch holds: fewer rows transposed in
+     * twice where strips meet. In-process A/B, 1 thread, time / strips of
+     * half the scratch (then kept in L1) wherever those were 8 rows or
+     * more: 5x5 96x56x56 0.97-0.98, 144x56x56 0.96, 7x7 32x56x56 0.98, 3x3
+     * stride 2 128x56x56 0.97, the suite's fused separable layers within
+     * 1% */
+    int64_t max_rows = DW_BLOCKED_FLOATS / (cols * 8);
     g->cols = cols;
     g->strip_rows = (max_rows - span) / p->sh + 1;
     if (g->strip_rows > p->oh) g->strip_rows = p->oh;
