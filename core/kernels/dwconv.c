@@ -319,7 +319,7 @@ static bool run_phase(const conv_run_args *a, const dw_plane *s)
     return true;
 }
 
-/* The stride-2 3x3 path's work: tasks of `group` output planes times one
+/* The in-place 3x3 path's work: tasks of `group` output planes times one
  * row block each. */
 typedef struct dw_3x3_job {
     const conv_run_args *a;
