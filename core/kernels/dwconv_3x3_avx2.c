@@ -8,8 +8,10 @@
  * 2x, 2x+1: two loads of 8 columns split by one in-lane shuffle each into
  * even and odd columns, a third vector from a second pair 2 columns on; the
  * outputs come out in the order 0 1 4 5 2 3 6 7 and one permute per row
- * restores it, and each output row's bottom input row is carried to the
- * next as its top one. Against the channel-blocked path this saves its two
+ * restores it; each output row's bottom input row, loaded once, also
+ * starts the next output row's sum, and on rows of at most 7 outputs the
+ * third vector is the first one moved a lane by a permute instead of two
+ * more loads. Against the channel-blocked path this saves its two
  * 8x8 transposes per 8 pixels and its scratch; against the per-plane
  * strips, their per-plane setup. Columns outside the input are zeroed by
  * lane masks made once per geometry for the few chunks at a row's ends. */
