@@ -488,9 +488,14 @@ bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t 
  * or the others. In-process A/B, medians of 30 chunk medians, 1 thread
  * unless said, time / the channel-blocked path's:
  *   stride 2, in place: 512x14x14 0.83 (2 threads too), 1024x14x14 (2
- *   threads) 0.78, 256x28x28 0.94, 128x56x56 1.02, 64x112x112 1.14; with
- *   fewer than 8 channels against the per-plane path: 4x28x28 0.0013 ms vs
- *   0.0029, 3x112x112 0.0067 vs 0.0102;
+ *   threads) 0.78, 256x28x28 0.94; since its chunks of wider rows start each
+ *   output row's sum from the row above's bottom input row (15 rounds of 100
+ *   runs, 1 / 2 threads): 32x64x64 0.73 / 0.55, 96x48x48 0.79 / 0.72,
+ *   64x56x56 0.88 / 0.90, 128x56x56 0.90 / 0.86, 32x80x80 0.91 / 0.78,
+ *   128x80x80 0.85 / 0.82, 48x88x88 1.10 / 0.81, 32x96x96 1.00 / 0.87,
+ *   64x96x96 0.99 / 0.96, 64x112x112 1.07 / 1.07; with fewer than 8
+ *   channels against the per-plane path: 4x28x28 0.0013 ms vs 0.0029,
+ *   3x112x112 0.0067 vs 0.0102;
  *   stride 1, in place / per-plane strips: 1024x7x7 0.64 / 2.3, 256x28x28
  *   0.76-0.79 / 0.95, 128x28x28 0.76 / 0.89, 64x56x56 0.82-0.84 / 0.91-0.94,
  *   128x56x56 0.81 / 0.91 (2 threads 0.77 / 0.89), 32x112x112 0.87 / 0.90
@@ -499,7 +504,7 @@ bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t 
 static bool dwconv_3x3_preferred(int64_t channels, int64_t ow, int64_t stride)
 {
     if (stride == 1) return channels >= 8 && ow <= 64;
-    return channels < 8 || ow <= 16;
+    return channels < 8 || ow <= 40;
 }
 
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
