@@ -11,7 +11,8 @@
  * restores it; each output row's bottom input row, loaded once, also
  * starts the next output row's sum, and on rows of at most 7 outputs the
  * third vector is the first one moved a lane by a permute instead of two
- * more loads. Against the channel-blocked path this saves its two
+ * more loads. Planes of rows under 8 wide (7x7 maps) run in one loop over
+ * the planes of a task at either stride. Against the channel-blocked path this saves its two
  * 8x8 transposes per 8 pixels and its scratch; against the per-plane
  * strips, their per-plane setup. Columns outside the input are zeroed by
  * lane masks made once per geometry for the few chunks at a row's ends. */
@@ -209,11 +210,12 @@ typedef struct edge_chunks {
  * and its time moved by a fifth to a third with each copy, check or
  * branch added to it (measured: a loop per load mode, the activation or a
  * narrow-row test inside it). `general`: masked loads (never touching the
- * lanes masked out, for the tensor's first and last planes) and stores of
- * rows narrower than 8. The activation is a second pass over the rows. */
+ * lanes masked out, for the tensor's first and last planes); `narrow`:
+ * stores of rows narrower than 8, whole up to whole_end. The activation is
+ * a second pass over the rows. */
 D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int64_t ow, int64_t pt, const __m256 w[9],
                         __m256 bias, const __m256 m[DW_3X3_LOADS], int64_t y0, int64_t y1, int64_t whole_end,
-                        const bool general, const bool same)
+                        const bool general, const bool narrow, const bool same)
 {
     if (same) ow = iw, pt = 1;
     const __m256 m0 = m[0], m1 = m[1], m2 = m[2];
@@ -254,7 +256,7 @@ D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int
         UNROLL(GCC unroll 4)
         for (int j = 0; j < S1_ROWS; j++, o += ow) {
             if (j >= n) break;
-            if (general) /* rows under 8 wide: stores overlap the next rows */
+            if (narrow) /* rows under 8 wide: stores overlap the next rows */
                 store_row(acc[j], CONV_ACT_NONE, o, oy + j < whole_end, ow, 1);
             else
                 _mm256_storeu_ps(o, acc[j]);
@@ -263,12 +265,16 @@ D3_INLINE void chunk_s1(const float *in, float *out, int64_t ih, int64_t iw, int
 }
 
 /* Stride 1: output rows [y0, y1) of one plane (in: its input plane),
- * chunk by chunk, its taps in registers throughout. */
+ * chunk by chunk, its taps in registers throughout; `slack`: floats after
+ * row y1 that are written later (rows under 8 wide store whole vectors
+ * into them). */
 D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges, const float *in,
-                        float *out, const float *wb, float bias_value, int64_t y0, int64_t y1, const bool general)
+                        float *out, const float *wb, float bias_value, int64_t y0, int64_t y1, int64_t slack,
+                        const bool general)
 {
     const int64_t ih = shape->ih, iw = shape->iw, ow = shape->ow, pt = shape->pt;
-    const int64_t whole_end = whole_rows_end(ow, y1, 0);
+    const int64_t whole_end = whole_rows_end(ow, y1, slack);
+    const bool narrow = ow < 8;
     __m256 w[9];
     load_taps(wb, w);
     const __m256 bias = _mm256_set1_ps(bias_value);
@@ -281,12 +287,15 @@ D3_INLINE void plane_s1(const dw_plane *shape, const dw_3x3_geom *g, const edge_
         }
         /* padding 1 all round, the output as large as the input (most 3x3
          * layers): its own loop, the output stride that of the input */
-        if (!general && pt == 1 && ow == iw && y0 == 0 && y1 == ih)
-            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, 0, ih, whole_end, false, true);
-        else if (!general && pt == 1 && ow == iw)
-            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, false, true);
+        if (!general && narrow && pt == 1 && ow == iw && y0 == 0 && y1 == ih)
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, 0, ih, whole_end, false, true, true);
+        else if (!general && pt == 1 && ow == iw && y0 == 0 && y1 == ih)
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, 0, ih, whole_end, false, false, true);
+        else if (!general && !narrow && pt == 1 && ow == iw)
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, false, false, true);
         else
-            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general, false);
+            chunk_s1(in + x0, out + ox0, ih, iw, ow, pt, w, bias, m, y0, y1, whole_end, general, general || narrow,
+                     false);
     }
     if (shape->act == CONV_ACT_NONE) return;
     if (ow < 8) {
@@ -494,20 +503,69 @@ static __attribute__((noinline)) void planes_s2_narrow_any(const dw_plane *shape
     }
 }
 
+static void plane_rows_s1_general(const dw_plane *shape, const dw_3x3_geom *g, const edge_chunks *edges,
+                                  const float *in, float *out, const float *wb, float bias, int64_t y0, int64_t y1);
+
+/* Stride 1, whole planes of rows narrower than 8 (MobileNet's 7x7 maps):
+ * the plane loop inside, as in planes_s2_narrow, with plain loads cleared
+ * by AND masks and whole-vector stores wherever the lanes past a row land
+ * on outputs this loop writes later. Guarded planes go to the general
+ * per-plane path. */
+static __attribute__((noinline)) void planes_s1_narrow(const dw_plane *shape, const dw_3x3_geom *g,
+                                                       const edge_chunks *edges, const dw_3x3_planes *t,
+                                                       const int64_t guard[2], int64_t plane0, int64_t plane1)
+{
+    const int64_t ih = shape->ih, iw = shape->iw, ow = shape->ow, oh = shape->oh, pt = shape->pt;
+    const int64_t in_plane = ih * iw, out_plane = oh * ow, x0 = chunk_first_input(shape, 0);
+    const bool inside = g->first_inside == 0 && g->end_inside == 1;
+    const __m256 *m = inside ? edges->ones : edges->keep[0];
+    const bool same = pt == 1 && ow == iw;
+    const int64_t tail_from = plane1 - (8 + out_plane - 1) / out_plane;
+    const int64_t multiplier = t->multiplier, out_channels = t->out_channels, wb_stride = t->wb_stride;
+    const float *const input = t->input, *const taps = t->wb, *const biases = t->bias;
+    const int64_t guard_lo = guard[0], guard_hi = guard[1];
+    const conv_activation act = shape->act;
+    float *out = t->output + plane0 * out_plane;
+    int64_t oc = plane0 % out_channels, j = plane0 % multiplier;
+    int64_t in_offset = plane0 / multiplier * in_plane;
+    const float *wb = taps + oc * wb_stride;
+    for (int64_t plane = plane0; plane < plane1; plane++, out += out_plane, wb += wb_stride) {
+        if (oc == out_channels) oc = 0, wb = taps;
+        const float bias_value = biases ? biases[oc] : 0.0f;
+        const int64_t plane_in = in_offset;
+        oc++;
+        if (++j == multiplier) j = 0, in_offset += in_plane;
+        if (plane_in < guard_lo || plane_in > guard_hi) {
+            plane_rows_s1_general(shape, g, edges, input + plane_in, out, wb, bias_value, 0, oh);
+            continue;
+        }
+        __m256 w[9];
+        load_taps(wb, w);
+        const __m256 bias = _mm256_set1_ps(bias_value);
+        const int64_t whole_end = plane < tail_from ? oh : whole_rows_end(ow, oh, (plane1 - plane - 1) * out_plane);
+        if (same)
+            chunk_s1(input + plane_in + x0, out, ih, iw, ow, pt, w, bias, m, 0, oh, whole_end, false, true, true);
+        else
+            chunk_s1(input + plane_in + x0, out, ih, iw, ow, pt, w, bias, m, 0, oh, whole_end, false, true, false);
+        if (act != CONV_ACT_NONE) activate_span(out, out_plane, act);
+    }
+}
+
 /* Stride 1, one instance per function (sharing one, the loops spilled) */
 static __attribute__((noinline)) void plane_rows_s1(const dw_plane *shape, const dw_3x3_geom *g,
                                                     const edge_chunks *edges, const float *in, float *out,
-                                                    const float *wb, float bias, int64_t y0, int64_t y1)
+                                                    const float *wb, float bias, int64_t y0, int64_t y1,
+                                                    int64_t slack)
 {
-    plane_s1(shape, g, edges, in, out, wb, bias, y0, y1, false);
+    plane_s1(shape, g, edges, in, out, wb, bias, y0, y1, slack, false);
 }
 
-/* the tensor's first and last planes (edge chunks' loads would leave it) and rows under 8 wide */
+/* the tensor's first and last planes (edge chunks' loads would leave it) */
 static __attribute__((noinline)) void plane_rows_s1_general(const dw_plane *shape, const dw_3x3_geom *g,
                                                             const edge_chunks *edges, const float *in, float *out,
                                                             const float *wb, float bias, int64_t y0, int64_t y1)
 {
-    plane_s1(shape, g, edges, in, out, wb, bias, y0, y1, true);
+    plane_s1(shape, g, edges, in, out, wb, bias, y0, y1, 0, true);
 }
 
 void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3_planes *t, int64_t plane0,
@@ -534,6 +592,10 @@ void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3
         planes_s2_narrow_any(shape, g, &edges, t, guard, plane0, plane1);
         return;
     }
+    if (shape->sw == 1 && shape->ow < 8 && y0 == 0 && y1 == shape->oh) {
+        planes_s1_narrow(shape, g, &edges, t, guard, plane0, plane1);
+        return;
+    }
     /* output plane (n, oc) reads input channel ic = oc / multiplier: counted, not divided, per plane */
     int64_t n = plane0 / t->out_channels, oc = plane0 % t->out_channels;
     int64_t ic = oc / t->multiplier, j = oc % t->multiplier;
@@ -544,10 +606,11 @@ void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3
         bool guarded = in_offset < guard[0] || in_offset > guard[1];
         if (shape->sw == 2)
             plane_rows_s2(shape, g, &edges, in, out, wb, bias, y0, y1, guarded);
-        else if (guarded || shape->ow < 8)
+        else if (guarded)
             plane_rows_s1_general(shape, g, &edges, in, out, wb, bias, y0, y1);
-        else
-            plane_rows_s1(shape, g, &edges, in, out, wb, bias, y0, y1);
+        else /* rows under 8 wide store whole vectors where later planes of this call overwrite the excess */
+            plane_rows_s1(shape, g, &edges, in, out, wb, bias, y0, y1,
+                          y0 == 0 && y1 == shape->oh ? (plane1 - plane - 1) * out_plane : 0);
         if (++j == t->multiplier) j = 0, ic++;
         if (++oc == t->out_channels) oc = 0, ic = 0, n++;
     }
