@@ -500,10 +500,16 @@ bool dwconv_blocked_preferred(int64_t channels, int64_t oh, int64_t ow, int64_t 
  *   0.76-0.79 / 0.95, 128x28x28 0.76 / 0.89, 64x56x56 0.82-0.84 / 0.91-0.94,
  *   128x56x56 0.81 / 0.91 (2 threads 0.77 / 0.89), 32x112x112 0.87 / 0.90
  *   (2 threads 0.91 / 0.87), 16x224x224 0.81 / 0.79; with 3-8 channels the
- *   strips win (4x56x56 0.46 / 0.41, 8x112x112 0.92 / 0.86). */
+ *   strips win (4x56x56 0.46 / 0.41, 8x112x112 0.92 / 0.86). Since the
+ *   inner chunks load without AND masks (6a64fc1), in place / per-plane
+ *   strips, 21 rounds of 50 runs, 1 / 2 threads: 64x80x80 0.86 / 0.90,
+ *   32x96x96 0.91 / 0.95, 32x112x112 0.96-0.97 / 0.98-1.02, 32x128x128
+ *   0.95 / 0.96, 24x160x160 0.96 / 1.04, 16x224x224 1.06 / 1.10,
+ *   16x112x112 1.00 / 1.03, 8x112x112 1.06 / 1.14: from 32 channels the
+ *   kernel also takes rows of up to 128 outputs. */
 static bool dwconv_3x3_preferred(int64_t channels, int64_t ow, int64_t stride)
 {
-    if (stride == 1) return channels >= 8 && ow <= 64;
+    if (stride == 1) return (channels >= 8 && ow <= 64) || (channels >= 32 && ow <= 128);
     return channels < 8 || ow <= 40;
 }
 
