@@ -413,6 +413,43 @@ static __attribute__((noinline)) void plane_rows_s2(const dw_plane *shape, const
     }
 }
 
+/* The walk over output planes [plane0, ...) of the whole-plane loops:
+ * output plane p reads input plane p / multiplier (across images too) and
+ * its channel's taps and bias, all stepped per plane rather than divided,
+ * and held in the loop's locals rather than reloaded through t. */
+typedef struct plane_walk {
+    const float *taps, *biases, *wb; /* wb: the current plane's taps */
+    float *out;                      /* the current plane's output */
+    int64_t multiplier, out_channels, wb_stride, in_plane, out_plane, oc, j, in_offset;
+} plane_walk;
+
+D3_INLINE plane_walk plane_walk_at(const dw_3x3_planes *t, int64_t plane0, int64_t in_plane, int64_t out_plane)
+{
+    plane_walk w = {.taps = t->wb, .biases = t->bias, .out = t->output + plane0 * out_plane,
+                    .multiplier = t->multiplier, .out_channels = t->out_channels, .wb_stride = t->wb_stride,
+                    .in_plane = in_plane, .out_plane = out_plane, .oc = plane0 % t->out_channels,
+                    .j = plane0 % t->multiplier, .in_offset = plane0 / t->multiplier * in_plane};
+    w.wb = w.taps + w.oc * w.wb_stride;
+    return w;
+}
+
+/* The current plane's bias and input plane offset; counts on to the next
+ * plane's channel (out and wb move in plane_walk_step). */
+D3_INLINE void plane_walk_take(plane_walk *w, float *bias, int64_t *plane_in)
+{
+    if (w->oc == w->out_channels) w->oc = 0, w->wb = w->taps;
+    *bias = w->biases ? w->biases[w->oc] : 0.0f;
+    *plane_in = w->in_offset;
+    w->oc++;
+    if (++w->j == w->multiplier) w->j = 0, w->in_offset += w->in_plane;
+}
+
+D3_INLINE void plane_walk_step(plane_walk *w)
+{
+    w->out += w->out_plane;
+    w->wb += w->wb_stride;
+}
+
 /* Stride 2, whole planes of rows of at most 8 outputs (one chunk): the
  * plane loop inside and lean, as a 14x14 plane is only 7 row iterations
  * (in-process against oneDNN's blocked primitive on 1x512x14x14, 1 thread:
@@ -437,22 +474,16 @@ D3_INLINE void planes_s2_narrow(const dw_plane *shape, const dw_3x3_geom *g, con
     /* planes from tail_from on have fewer than 8 floats of this call after them;
      * one compare a plane before them (whole_rows_end every plane: 5% slower) */
     const int64_t tail_from = plane1 - (8 + out_plane - 1) / out_plane;
-    /* in locals, not reloaded through t every plane */
-    const int64_t multiplier = t->multiplier, out_channels = t->out_channels, wb_stride = t->wb_stride;
-    const float *const input = t->input, *const taps = t->wb, *const biases = t->bias;
+    const float *const input = t->input;
     const int64_t guard_lo = guard[0], guard_hi = guard[1];
     const conv_activation act = shape->act;
-    float *out = t->output + plane0 * out_plane;
-    int64_t oc = plane0 % out_channels, j = plane0 % multiplier;
-    /* output plane p reads input plane p / multiplier, across images too */
-    int64_t in_offset = plane0 / multiplier * in_plane;
-    const float *wb = taps + oc * wb_stride;
-    for (int64_t plane = plane0; plane < plane1; plane++, out += out_plane, wb += wb_stride) {
-        if (oc == out_channels) oc = 0, wb = taps;
-        const float bias_value = biases ? biases[oc] : 0.0f;
-        const int64_t plane_in = in_offset;
-        oc++;
-        if (++j == multiplier) j = 0, in_offset += in_plane;
+    plane_walk walk = plane_walk_at(t, plane0, in_plane, out_plane);
+    for (int64_t plane = plane0; plane < plane1; plane++, plane_walk_step(&walk)) {
+        float bias_value;
+        int64_t plane_in;
+        plane_walk_take(&walk, &bias_value, &plane_in);
+        float *const out = walk.out;
+        const float *const wb = walk.wb;
         if (plane_in < guard_lo || plane_in > guard_hi) {
             plane_rows_s2(shape, g, edges, input + plane_in, out, wb, bias_value, 0, oh, true);
             continue;
@@ -530,20 +561,16 @@ static __attribute__((noinline)) void planes_s1_narrow(const dw_plane *shape, co
     const __m256 *m = inside ? edges->ones : edges->keep[0];
     const bool same = pt == 1 && ow == iw;
     const int64_t tail_from = plane1 - (8 + out_plane - 1) / out_plane;
-    const int64_t multiplier = t->multiplier, out_channels = t->out_channels, wb_stride = t->wb_stride;
-    const float *const input = t->input, *const taps = t->wb, *const biases = t->bias;
+    const float *const input = t->input;
     const int64_t guard_lo = guard[0], guard_hi = guard[1];
     const conv_activation act = shape->act;
-    float *out = t->output + plane0 * out_plane;
-    int64_t oc = plane0 % out_channels, j = plane0 % multiplier;
-    int64_t in_offset = plane0 / multiplier * in_plane;
-    const float *wb = taps + oc * wb_stride;
-    for (int64_t plane = plane0; plane < plane1; plane++, out += out_plane, wb += wb_stride) {
-        if (oc == out_channels) oc = 0, wb = taps;
-        const float bias_value = biases ? biases[oc] : 0.0f;
-        const int64_t plane_in = in_offset;
-        oc++;
-        if (++j == multiplier) j = 0, in_offset += in_plane;
+    plane_walk walk = plane_walk_at(t, plane0, in_plane, out_plane);
+    for (int64_t plane = plane0; plane < plane1; plane++, plane_walk_step(&walk)) {
+        float bias_value;
+        int64_t plane_in;
+        plane_walk_take(&walk, &bias_value, &plane_in);
+        float *const out = walk.out;
+        const float *const wb = walk.wb;
         if (plane_in < guard_lo || plane_in > guard_hi) {
             plane_rows_s1_general(shape, g, edges, input + plane_in, out, wb, bias_value, 0, oh);
             continue;
