@@ -6,6 +6,7 @@
  * With no --repeat the runs go on until --min-time seconds and at least
  * MIN_AUTO_REPEAT runs have passed; the median is the figure to quote (the
  * minimum shows how much the machine's noise moved it). */
+#include <cblas.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,8 @@ static int report_layer(const bench_target *t, bench_samples *s, const bench_opt
         if (doc) {
             json_object_set_new(doc, "input_shape", shape_json(st->input_shape));
             json_object_set_new(doc, "output_shape", shape_json(st->output_shape));
+            /* the layers on OpenBLAS (im2col) run as fast as the core it chose */
+            json_object_set_new(doc, "blas_core", json_string(openblas_get_corename()));
         }
         return print_json(doc);
     }

@@ -138,5 +138,26 @@ expect 1 "npy" -- "$convd" run "$work/good" "$work/trunc.npy" -o "$work/y.npy"
 expect 1 "" -- "$convd" run "$work/good" "$work/nonexistent.npy" -o "$work/y.npy"
 expect 1 "" -- "$convd" run "$work/good" "$work/x.npy" -o "$work/no/such/dir/y.npy"
 
+# convd bench: the JSON its callers (bench/run.sh) read, and its errors
+layer='{"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1, "algorithm": "im2col"}'
+expect 0 '"algorithm": "im2col"' -- "$convd" bench --layer "$layer" --input-shape 1,3,16,16 --repeat 3 --json
+for key in median_ms min_ms gflops_per_s output_shape blas_core; do
+  checks=$((checks + 1))
+  grep -q "\"$key\"" "$work/out" || { echo "FAIL: convd bench --json lacks $key: $(cat "$work/out")"; failures=$((failures + 1)); }
+done
+# where the CPU has AVX2 and FMA, OpenBLAS must not run its pre-AVX2 kernels
+# (0.3.21 takes newer CPUs for a Prescott; convd then picks the core itself)
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  checks=$((checks + 1))
+  core=$(sed -n 's/.*"blas_core": "\([^"]*\)".*/\1/p' "$work/out")
+  case "$core" in
+    Haswell | Zen | SkylakeX | Cooperlake | SapphireRapids) ;;
+    *) echo "FAIL: convd bench ran OpenBLAS's \"$core\" core on an AVX2 CPU"; failures=$((failures + 1)) ;;
+  esac
+fi
+expect 1 "layer.out_channels: required" -- "$convd" bench --layer '{"type": "Conv2d", "in_channels": 3}' --input-shape 1,3,8,8
+expect 2 "--input-shape needs N,C,H,W" -- "$convd" bench --layer "$layer" --input-shape 1,3,8
+expect 1 "input channels" -- "$convd" bench --layer "$layer" --input-shape 1,5,8,8 --repeat 1
+
 echo "$((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
