@@ -2,6 +2,8 @@
  * entry for a convolution; CPU features are read once per process. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -14,7 +16,16 @@ static void detect_cpu(void)
 {
     __builtin_cpu_init();
     cpu_features.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    cpu_features.avx512f = __builtin_cpu_supports("avx512f");
+    /* the subsets the _avx512.c files are compiled for (Makefile) */
+    cpu_features.avx512 = cpu_features.avx2_fma && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vl");
+    /* CONVD_ISA caps the kernels used, as oneDNN's ONEDNN_MAX_CPU_ISA does:
+     * "avx2" keeps the AVX-512 ones off, "scalar" every vector kernel; the
+     * tests run each path on one machine this way. Read once, here. */
+    const char *cap = getenv("CONVD_ISA");
+    if (cap && (!strcmp(cap, "avx2") || !strcmp(cap, "scalar"))) cpu_features.avx512 = false;
+    if (cap && !strcmp(cap, "scalar")) cpu_features.avx2_fma = false;
 }
 
 const conv_cpu_features *conv_cpu(void)

@@ -48,7 +48,7 @@ typedef struct conv_run_args {
 /* The CPU features kernels may require, read once per process. */
 typedef struct conv_cpu_features {
     bool avx2_fma;
-    bool avx512f;
+    bool avx512; /* F, BW, DQ and VL, with AVX2 and FMA */
 } conv_cpu_features;
 const conv_cpu_features *conv_cpu(void);
 

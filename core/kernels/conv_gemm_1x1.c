@@ -1,8 +1,8 @@
 /* conv_gemm_1x1.c — 1x1 stride-1 unpadded convolutions are a plain GEMM on
  * NCHW data: out[n][g] = W[g] (cout_g x cin_g) * X[n][g] (cin_g x H*W), with
  * no unfolding. With AVX2, ungrouped layers on maps of 256+ pixels (49+
- * unless the implicit GEMM takes them) run the GEMM of pw_gemm_avx2.c on
- * weights packed at load. Otherwise few column
+ * unless the implicit GEMM takes them) run the GEMM of pw_gemm_avx2.c (or
+ * pw_gemm_avx512.c where the CPU has AVX-512) on weights packed at load. Otherwise few column
  * tiles, as large as possible (OpenBLAS repacks W on every call), just enough
  * for every thread to get one; tiny or skinny GEMMs (few input or output
  * channels) go to the AVX2 implicit GEMM instead. */
@@ -149,7 +149,7 @@ static void pw_task(void *ctx, size_t task, int thread)
         int64_t n = g0 / job->panels, first = g0 % job->panels;
         int64_t last = g1 - n * job->panels < job->panels ? g1 - n * job->panels : job->panels;
         int64_t j0 = first * PW_NR, j1 = last * PW_NR < job->columns ? last * PW_NR : job->columns;
-        pw_gemm_avx2(a->packed, a->input + n * p->in_channels * job->columns + j0, job->columns, j1 - j0,
+        pw_gemm(a->packed, a->input + n * p->in_channels * job->columns + j0, job->columns, j1 - j0,
                      a->output + n * p->out_channels * job->columns + j0, job->columns, a->bias, p->activation);
         g0 = n * job->panels + last;
     }

@@ -256,7 +256,7 @@ static void fused_task(void *ctx, size_t task, int thread)
         /* rows r0.. of the packed weights: r0 is a multiple of PW_MR, where a panel starts */
         const pw_packed *pk = a->pw_packed;
         pw_packed slice = {.a = pk->a + r0 * pk->k, .m = r1 - r0, .k = pk->k};
-        pw_gemm_avx2(&slice, tile, ld, ld, out, plane, bias, a->pw->activation);
+        pw_gemm(&slice, tile, ld, ld, out, plane, bias, a->pw->activation);
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)ld, (int)mid_c, 1.0f,
                     a->pw_weight + r0 * mid_c, (int)mid_c, tile, (int)ld, 0.0f, out, (int)plane);

@@ -30,6 +30,19 @@ void pw_packed_free(pw_packed *packed);
  * leading dimension ldb; bias may be NULL. AVX2/FMA only. */
 void pw_gemm_avx2(const pw_packed *a, const float *b, int64_t ldb, int64_t n, float *c, int64_t ldc,
                   const float *bias, conv_activation act);
+/* The same on AVX-512 (pw_gemm_avx512.c); only where conv_cpu()->avx512. */
+void pw_gemm_avx512(const pw_packed *a, const float *b, int64_t ldb, int64_t n, float *c, int64_t ldc,
+                    const float *bias, conv_activation act);
+
+/* pw_gemm_avx512 where the CPU has it, else pw_gemm_avx2 */
+static inline void pw_gemm(const pw_packed *a, const float *b, int64_t ldb, int64_t n, float *c, int64_t ldc,
+                           const float *bias, conv_activation act)
+{
+    if (conv_cpu()->avx512)
+        pw_gemm_avx512(a, b, ldb, n, c, ldc, bias, act);
+    else
+        pw_gemm_avx2(a, b, ldb, n, c, ldc, bias, act);
+}
 
 /* true when a->packed (conv_kernel_gemm_1x1's pack) holds A for pw_gemm_avx2 */
 bool conv_gemm_1x1_packed_usable(const conv_run_args *a);
