@@ -240,6 +240,7 @@ typedef struct wino_job {
     wino_output_fn output;
     wino_gemm_fn gemm;
     wino_pgemm_fn pgemm;
+    int64_t pv;                 /* tile vectors a packed V panel holds, as pgemm reads them */
     int64_t n, g, first, count; /* packed: the block being computed */
     const wino_mosaic_io *io;   /* when l.mosaic */
 } wino_job;
@@ -384,13 +385,14 @@ static void winograd_packed_input_task(void *ctx, size_t task, int thread)
     }
     for (size_t xi = 0; xi < WINO_POINTS; xi++) {
         float *vx = shared + xi * l->vx_stride;
-        for (int64_t q = 0; q * WINO_PV * WINO_LANES < cols; q++) {
-            int64_t width = cols - q * WINO_PV * WINO_LANES;
-            if (width > WINO_PV * WINO_LANES) width = WINO_PV * WINO_LANES;
-            float *dst = vx + (size_t)(q * cin_g * WINO_PV * WINO_LANES) + (size_t)(c0 * width);
+        int64_t panel = job->pv * WINO_LANES;
+        for (int64_t q = 0; q * panel < cols; q++) {
+            int64_t width = cols - q * panel;
+            if (width > panel) width = panel;
+            float *dst = vx + (size_t)(q * cin_g * panel) + (size_t)(c0 * width);
             /* whole vectors (memcpy of 32-96 bytes became a slow rep movs) */
             for (int64_t c = 0; c < chunk; c++) {
-                const float *src = scratch + ((size_t)c * WINO_POINTS + xi) * ld + (size_t)(q * WINO_PV * WINO_LANES);
+                const float *src = scratch + ((size_t)c * WINO_POINTS + xi) * ld + (size_t)(q * panel);
                 for (int64_t j = 0; j < width; j += WINO_LANES) {
                     wino_v8 x;
                     WINO_LOAD(x, src + j);
@@ -438,6 +440,14 @@ static void winograd_run_job(const conv_run_args *a, bool allow_avx2, const wino
     job.output = avx2 ? wino_output_avx2 : wino_output_generic;
     job.gemm = avx2 ? wino_gemm_avx2 : wino_gemm_generic;
     job.pgemm = avx2 ? wino_pgemm_avx2 : wino_pgemm_generic;
+    job.pv = WINO_PV;
+    if (avx2 && conv_cpu()->avx512) {
+        job.input = wino_input_avx512;
+        job.output = wino_output_avx512;
+        job.gemm = wino_gemm_avx512;
+        job.pgemm = wino_pgemm_avx512;
+        job.pv = WINO_PV512;
+    }
     /* cannot fail: workspace_size succeeded with the same arguments */
     if (!wino_plan(p, &a->in, &a->out, conv_threadpool_size(a->pool), io != NULL, &job.l)) return;
     if (job.l.packed) {

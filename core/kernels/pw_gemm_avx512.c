@@ -1,5 +1,5 @@
 /* pw_gemm_avx512.c — the pointwise GEMM's AVX-512 loops (built with
- * -mavx512f; callers check conv_cpu()->avx512f): the same packed weights as
+ * -mavx512f; callers check conv_cpu()->avx512): the same packed weights as
  * pw_gemm_avx2.c (panels of PW_MR = 6 rows), against 64-column blocks of B,
  * 6 x 4 zmm accumulators, four B vectors and six broadcasts a depth step.
  *

@@ -86,6 +86,7 @@ void wino_gemm_avx2(const float *u, size_t u_xi_stride, int64_t rows, int64_t ci
  * operands as contiguous streams, the V panel (cin x 24 floats) from L1. */
 #define WINO_PU 4
 #define WINO_PV 3
+#define WINO_PV512 4 /* tile vectors a V panel holds for wino_pgemm_avx512: two zmm */
 
 /* M rows [0, panels * WINO_PU) at one transformed element, over input
  * channels [k0, k0 + kc) of V's cin: m[r * ms + t] (+)= sum_c
@@ -98,6 +99,18 @@ void wino_pgemm_generic(const float *u, size_t u_panel_stride, int64_t panels, c
                         int64_t k0, int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
 void wino_pgemm_avx2(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
                      int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
+
+/* The same four on AVX-512 (winograd_avx512.c; only where conv_cpu()->avx512):
+ * the GEMMs 16 tiles a zmm register, pgemm's V panels WINO_PV512 vectors wide
+ * (the caller packs V for the pgemm it calls). */
+void wino_input_avx512(const float *const rows[WINO_IN], int64_t x0, int64_t width, int64_t tiles, float *v,
+                       size_t xi_stride);
+void wino_output_avx512(const float *m, size_t xi_stride, int64_t tiles, float bias, conv_activation act,
+                        float *const out_rows[WINO_OUT], int64_t x0, int64_t out_width);
+void wino_gemm_avx512(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
+                      int64_t tiles, float *m);
+void wino_pgemm_avx512(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
+                       int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms);
 
 /* A dilated convolution runs as a dilation-1 one on the mosaic of its
  * dilation phases (conv_winograd_phased.c). With packed operands and one
