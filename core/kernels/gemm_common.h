@@ -15,6 +15,11 @@ bool conv_implicit_gemm_supports(const conv_params *p);
 bool conv_implicit_gemm_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
                                   size_t *bytes);
 void conv_implicit_gemm_run(const conv_run_args *a);
+/* its AVX-512 build (conv_implicit_gemm_avx512.c), which the two above call
+ * where conv_cpu()->avx512 */
+bool conv_implicit_gemm_avx512_workspace(const conv_params *p, const conv_dims *in, const conv_dims *out, int threads,
+                                         size_t *bytes);
+void conv_implicit_gemm_avx512_run(const conv_run_args *a);
 
 /* rows x cols block of C with leading dimension ldc: add bias[row], activate */
 static inline void gemm_epilogue(float *c, int64_t rows, int64_t cols, int64_t ldc, const float *bias,

@@ -204,33 +204,61 @@ static void test_implicit_gemm_scope(void **state)
     /* the rest lives in the AVX2 file, which callers reach only through
      * supports(): on a CPU without AVX2 (make generic-cpu) it may not run */
     if (!conv_cpu()->avx2_fma) return;
-    /* without padding the input is read in place: only the tables of
-     * 4 x 3 x 3 tap offsets and of the rows to prefetch (2 x 288 bytes) */
+    /* The AVX-512 build (taken where the CPU has it) works in 16-lane
+     * vectors: rows narrower than 16 go flat, rows are rounded to 16. */
+    bool wide = conv_cpu()->avx512;
     p.stride_h = 1;
     conv_dims wide_in = {1, 4, 8, 10}, wide_out = {1, 4, 6, 8};
     size_t bytes = 1;
-    assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 1, &bytes));
-    assert_int_equal(bytes, 576);
-    assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 2, &bytes));
-    assert_int_equal(bytes, 576);
+    if (!wide) {
+        /* without padding the input is read in place: only the tables of
+         * 4 x 3 x 3 tap offsets and of the rows to prefetch (2 x 288 bytes) */
+        assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 1, &bytes));
+        assert_int_equal(bytes, 576);
+        assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 2, &bytes));
+        assert_int_equal(bytes, 576);
+    } else {
+        /* 8-wide rows are flat for 16 lanes: copied, 4 planes of 8 rows of
+         * 10 floats and 16 of slack; on two threads 6 bands of one row (+ 2
+         * halo), 4 x 3 x 10 + 16 floats each, rounded up to 64 bytes */
+        assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 1, &bytes));
+        assert_int_equal(bytes, 576 + 336 * sizeof(float));
+        assert_true(conv_implicit_gemm_workspace(&p, &wide_in, &wide_out, 2, &bytes));
+        assert_int_equal(bytes, 576 + 2 * 144 * sizeof(float));
+    }
     /* rows narrower than a vector are copied even so: 4 planes of 8 rows
-     * of 8 floats and the 8 floats of slack the last vector reads past
-     * them, rounded up to 64 bytes */
+     * of 8 floats and the vector of slack the last one reads past them
+     * (8 or 16 floats), rounded up to 64 bytes */
     conv_dims in = {1, 4, 8, 8}, out = {1, 4, 6, 6};
     assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
     assert_int_equal(bytes, 576 + 272 * sizeof(float));
-    /* with padding, one padded band per thread: here the whole padded input
-     * fits one band, 4 planes of 10 rows of 16 floats (the 10-float padded
-     * rows rounded up to a multiple of 8, so every row starts 32-byte
-     * aligned) */
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
     out.h = out.w = 8;
-    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
-    assert_int_equal(bytes, 576 + 640 * sizeof(float));
-    /* two threads: 8 bands of one output row (+ 2 halo rows), 4 x 3 x 16
-     * floats each */
-    assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
-    assert_int_equal(bytes, 576 + 2 * 192 * sizeof(float));
+    if (!wide) {
+        /* with padding, one padded band per thread: here the whole padded
+         * input fits one band, 4 planes of 10 rows of 16 floats (the
+         * 10-float padded rows rounded up to a multiple of 8, so every row
+         * starts 32-byte aligned) */
+        assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
+        assert_int_equal(bytes, 576 + 640 * sizeof(float));
+        /* two threads: 8 bands of one output row (+ 2 halo rows), 4 x 3 x 16
+         * floats each */
+        assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
+        assert_int_equal(bytes, 576 + 2 * 192 * sizeof(float));
+    } else {
+        /* flat: rows share their padding (9 floats), the last row's right
+         * padding spills one float: 4 x 10 x 9 + 1 + 16 -> 384 floats; two
+         * threads, bands of 3 rows: 4 x 3 x 9 + 1 + 16 -> 128 each */
+        assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 1, &bytes));
+        assert_int_equal(bytes, 576 + 384 * sizeof(float));
+        assert_true(conv_implicit_gemm_workspace(&p, &in, &out, 2, &bytes));
+        assert_int_equal(bytes, 576 + 2 * 128 * sizeof(float));
+    }
+    /* rows mode with padding: 20-float padded rows rounded up to a vector
+     * (24 or 32 floats), 4 planes of 18 rows in one band */
+    conv_dims row_in = {1, 4, 16, 18}, row_out = {1, 4, 16, 18};
+    assert_true(conv_implicit_gemm_workspace(&p, &row_in, &row_out, 1, &bytes));
+    assert_int_equal(bytes, 576 + 4 * 18 * (wide ? 32 : 24) * sizeof(float));
     /* a band too large to address is refused, not wrapped */
     conv_dims huge = {1, 4, 1 << 20, INT64_C(1) << 50};
     assert_false(conv_implicit_gemm_workspace(&p, &huge, &out, 1, &bytes));
@@ -339,8 +367,8 @@ static void test_forced_gemm_algorithms_match_direct(void **state)
 }
 
 /* The heuristic's grouped 3x3 rule: Winograd from 16 channels in and out
- * per group (64 when dilated), the implicit GEMM (im2col) below that or
- * when Winograd is not allowed. */
+ * per group (32 with the AVX-512 implicit GEMM, 64 when dilated), the
+ * implicit GEMM (im2col) below that or when Winograd is not allowed. */
 static void test_grouped_heuristic(void **state)
 {
     (void)state;
@@ -351,13 +379,16 @@ static void test_grouped_heuristic(void **state)
     conv_algorithm algo;
     bool wino = conv_kernel_for(CONV_ALGO_WINOGRAD) && conv_kernel_for(CONV_ALGO_WINOGRAD)->supports(&p);
     assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
-    assert_int_equal(algo, wino ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL); /* 16 per group */
+    assert_int_equal(algo, wino && !conv_cpu()->avx512 ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL); /* 16 per group */
     assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, false, &algo, NULL), CONV_OK);
     assert_int_equal(algo, CONV_ALGO_IM2COL);
     p.groups = 16; /* 8 per group */
     assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
     assert_int_equal(algo, CONV_ALGO_IM2COL);
-    p.groups = 4, p.dilation_h = p.dilation_w = 2; /* 32 per group, dilated */
+    p.groups = 4; /* 32 per group */
+    assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
+    assert_int_equal(algo, wino ? CONV_ALGO_WINOGRAD : CONV_ALGO_IM2COL);
+    p.dilation_h = p.dilation_w = 2; /* 32 per group, dilated */
     assert_int_equal(conv_select_algorithm(&p, &in, CONV_ALGO_AUTO, true, &algo, NULL), CONV_OK);
     assert_int_equal(algo, CONV_ALGO_IM2COL);
 }
