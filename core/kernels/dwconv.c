@@ -364,6 +364,43 @@ static bool run_3x3(const conv_run_args *a, const dw_plane *s)
     return true;
 }
 
+/* The AVX-512 path's work: tasks of `group` output planes times one row
+ * block each (one plane a task cost a shared claim per ~0.3 us of work:
+ * 1x512x14x14 on two threads ran 3x slower than on one). */
+typedef struct dw_avx512_job {
+    const conv_run_args *a;
+    dw_plane shape;
+    int64_t multiplier;
+    dw_tasks tasks; /* units are output planes */
+} dw_avx512_job;
+
+static void dw_avx512_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const dw_avx512_job *job = ctx;
+    const conv_run_args *a = job->a;
+    const conv_params *cp = a->params;
+    int64_t p0, p1, y0, y1;
+    task_range(&job->tasks, task, &p0, &p1, &y0, &y1);
+    dw_plane p = job->shape;
+    for (int64_t plane = p0; plane < p1; plane++) {
+        int64_t n = plane / cp->out_channels, oc = plane % cp->out_channels;
+        p.in = a->input + (n * cp->in_channels + oc / job->multiplier) * p.ih * p.iw;
+        p.out = a->output + plane * p.oh * p.ow;
+        p.w = a->weight + oc * p.kh * p.kw;
+        p.bias = a->bias ? a->bias[oc] : 0.0f;
+        dwconv_rows_avx512(&p, y0, y1);
+    }
+}
+
+static void run_avx512(const conv_run_args *a, const dw_plane *s)
+{
+    const conv_params *cp = a->params;
+    dw_avx512_job job = {.a = a, .shape = *s, .multiplier = cp->out_channels / cp->in_channels};
+    size_t tasks = split_tasks(&job.tasks, a, s, a->out.n * cp->out_channels);
+    conv_parallel_for(a->pool, tasks, dw_avx512_task, &job);
+}
+
 void dw_plane_geometry(dw_plane *s, const conv_params *cp, const conv_dims *in, const conv_dims *out)
 {
     s->act = cp->activation;
@@ -513,6 +550,17 @@ static bool dwconv_3x3_preferred(int64_t channels, int64_t ow, int64_t stride)
     return channels < 8 || ow <= 40;
 }
 
+/* Rows narrower than a vector stay on the AVX2 paths, whose plane loops
+ * carry less per-plane work: convd bench, medians, 1 / 2 threads, AVX2 vs
+ * AVX-512 rows on this Xeon: 1x512x14x14 s2 0.016-0.022 / 0.012 vs
+ * 0.039-0.061 / 0.065, 1x1024x7x7 0.036-0.043 vs 0.052. From 16 outputs a
+ * row AVX-512 is ahead or even: 32x112x112 0.171-0.185 / 0.082-0.100 vs
+ * 0.142-0.148 / 0.074-0.081, 96x56x56 5x5 0.245-0.248 / 0.124-0.176 vs
+ * 0.188-0.199 / 0.125-0.177, 256x28x28 0.072-0.089 / 0.045-0.047 vs
+ * 0.060-0.091 / 0.036-0.040, 128x56x56 s2 0.074-0.111 / 0.038-0.046 vs
+ * 0.068-0.109 / 0.035-0.043, 64x112x112 s2 even. */
+bool dwconv_avx512_preferred(const dw_plane *s) { return s->ow >= 16; }
+
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
 {
     const conv_params *cp = a->params;
@@ -542,6 +590,14 @@ void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
                     (wide_kernel || dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw)));
     bool in_place = path == DW_PATH_3X3 ||
                     (path == DW_PATH_AUTO && dwconv_3x3_preferred(cp->in_channels, s->ow, s->sw));
+    /* AVX-512, where the CPU has it, on the shapes it supports with rows of
+     * at least a vector (AVX2_RULE below) */
+    bool avx512 = avx2 && conv_cpu()->avx512 && dwconv_avx512_supports(s) &&
+                  (path == DW_PATH_AVX512 || (path == DW_PATH_AUTO && dwconv_avx512_preferred(s)));
+    if (avx512) {
+        run_avx512(a, s);
+        return;
+    }
     if (avx2 && in_place && run_3x3(a, s)) return;
     if (avx2 && blocked && run_blocked(a, s)) return;
     if (avx2 && run_phase(a, s)) return;

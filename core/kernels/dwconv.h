@@ -130,6 +130,14 @@ typedef struct dw_3x3_planes {
 void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3_planes *t, int64_t plane0,
                        int64_t plane1, int64_t y0, int64_t y1);
 
+/* The AVX-512 path (dwconv_avx512.c; only where conv_cpu()->avx512): square
+ * 3x3 and 5x5 kernels at stride 1 or 2, dilation 1, output rows [y0, y1) of
+ * one plane in place, the padding as lane masks. */
+bool dwconv_avx512_supports(const dw_plane *shape);
+/* the measured rule (dwconv.c) for shapes it supports: rows of 16+ outputs */
+bool dwconv_avx512_preferred(const dw_plane *shape);
+void dwconv_rows_avx512(const dw_plane *p, int64_t y0, int64_t y1);
+
 /* taps[i*8 .. i*8+7] = w[i], for the AVX2 tiles' weight operands */
 void dwconv_broadcast_taps(const float *w, int64_t n, float *taps);
 
@@ -138,8 +146,9 @@ void dwconv_broadcast_taps(const float *w, int64_t n, float *taps);
 void conv_dwconv_run_isa(const conv_run_args *a, bool allow_avx2);
 /* The same with the path forced, for tests and measurements: DW_PATH_AUTO
  * is run_isa(true); a forced AVX2 path the geometry cannot take falls back
- * to the per-plane ones. */
-typedef enum dw_path { DW_PATH_AUTO, DW_PATH_SCALAR, DW_PATH_PLANES, DW_PATH_BLOCKED, DW_PATH_3X3 } dw_path;
+ * to the per-plane ones, a forced AVX-512 one (on a CPU without it, or a
+ * shape it does not take) to the AVX2 choice. */
+typedef enum dw_path { DW_PATH_AUTO, DW_PATH_SCALAR, DW_PATH_PLANES, DW_PATH_BLOCKED, DW_PATH_3X3, DW_PATH_AVX512 } dw_path;
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path);
 
 #endif

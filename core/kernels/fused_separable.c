@@ -125,7 +125,7 @@ typedef struct fused_job {
      * tiles is shared by every thread instead of left to a few */
     int64_t whole, parts, part_rows;
     size_t tile_stride; /* bytes between threads' tile buffers */
-    bool avx2, blocked, phase, own_gemm;
+    bool avx2, avx512, blocked, phase, own_gemm;
     dw_blocked_geom bg; /* blocked: the depthwise kernel's path for small maps and stride 2 */
     dw_phase_geom g;    /* phase: the depthwise kernel's main AVX2 path */
     dw_avx2_plan plan;  /* avx2 without blocked or phase: the older row tiles */
@@ -236,7 +236,9 @@ static void fused_task(void *ctx, size_t task, int thread)
             p.w = a->dw_weight + c * p.kh * p.kw;
             p.wb = taps ? taps + c * p.kh * p.kw * 8 : NULL;
             p.bias = a->dw_bias ? a->dw_bias[c] : 0.0f;
-            if (job->avx2)
+            if (job->avx512)
+                dwconv_rows_avx512(&p, y0, y1);
+            else if (job->avx2)
                 dwconv_rows_avx2(&p, &job->plan, y0, y1);
             else
                 dwconv_rows_scalar(&p, y0, y1);
@@ -276,11 +278,13 @@ void conv_fused_separable_run(const fused_sep_args *a)
     job.multiplier = cp->out_channels / cp->in_channels;
     /* as in dwconv.c: the AVX2 lane masks index columns in 32 bits */
     job.avx2 = conv_cpu()->avx2_fma && s->iw < ((int64_t)1 << 30);
-    job.blocked = job.avx2 && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw) &&
+    /* the depthwise kernel's AVX-512 rows where it would take them */
+    job.avx512 = job.avx2 && conv_cpu()->avx512 && dwconv_avx512_supports(s) && dwconv_avx512_preferred(s);
+    job.blocked = job.avx2 && !job.avx512 && dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw) &&
                   dwconv_blocked_geometry(s, &job.bg);
     /* as in dwconv.c's run_phase: stride-2 rows narrower than a vector stay on the older tiles */
-    job.phase = job.avx2 && !job.blocked && !(s->sw == 2 && s->ow < 8) && dwconv_phase_geometry(s, &job.g);
-    if (job.avx2 && !job.blocked && !job.phase) dwconv_avx2_prepare(s, &job.plan);
+    job.phase = job.avx2 && !job.avx512 && !job.blocked && !(s->sw == 2 && s->ow < 8) && dwconv_phase_geometry(s, &job.g);
+    if (job.avx2 && !job.avx512 && !job.blocked && !job.phase) dwconv_avx2_prepare(s, &job.plan);
     conv_run_args pw_args = {.params = a->pw, .packed = a->pw_packed};
     job.own_gemm = conv_cpu()->avx2_fma && conv_gemm_1x1_packed_usable(&pw_args);
 

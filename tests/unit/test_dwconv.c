@@ -304,6 +304,7 @@ static const struct {
     {DW_PATH_PLANES, false, "planes unpacked"}, {DW_PATH_BLOCKED, true, "blocked packed"},
     {DW_PATH_BLOCKED, false, "blocked unpacked"}, {DW_PATH_3X3, true, "3x3 packed"},
     {DW_PATH_3X3, false, "3x3 unpacked"},     {DW_PATH_SCALAR, false, "scalar"},
+    {DW_PATH_AVX512, true, "avx512"},
 };
 
 /* Runs a set-up case through every path, each with pools of 1, 2 and 3. */
