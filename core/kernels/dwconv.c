@@ -383,13 +383,16 @@ static void dw_avx512_task(void *ctx, size_t task, int thread)
     int64_t p0, p1, y0, y1;
     task_range(&job->tasks, task, &p0, &p1, &y0, &y1);
     dw_plane p = job->shape;
+    /* (image, channel) stepped, not divided out per plane: a 7x7 plane is
+     * ~100 cycles of work */
+    int64_t n = p0 / cp->out_channels, oc = p0 % cp->out_channels;
     for (int64_t plane = p0; plane < p1; plane++) {
-        int64_t n = plane / cp->out_channels, oc = plane % cp->out_channels;
         p.in = a->input + (n * cp->in_channels + oc / job->multiplier) * p.ih * p.iw;
         p.out = a->output + plane * p.oh * p.ow;
         p.w = a->weight + oc * p.kh * p.kw;
         p.bias = a->bias ? a->bias[oc] : 0.0f;
         dwconv_rows_avx512(&p, y0, y1);
+        if (++oc == cp->out_channels) oc = 0, n++;
     }
 }
 
@@ -550,16 +553,17 @@ static bool dwconv_3x3_preferred(int64_t channels, int64_t ow, int64_t stride)
     return channels < 8 || ow <= 40;
 }
 
-/* Rows narrower than a vector stay on the AVX2 paths, whose plane loops
- * carry less per-plane work: convd bench, medians, 1 / 2 threads, AVX2 vs
- * AVX-512 rows on this Xeon: 1x512x14x14 s2 0.016-0.022 / 0.012 vs
- * 0.039-0.061 / 0.065, 1x1024x7x7 0.036-0.043 vs 0.052. From 16 outputs a
- * row AVX-512 is ahead or even: 32x112x112 0.171-0.185 / 0.082-0.100 vs
- * 0.142-0.148 / 0.074-0.081, 96x56x56 5x5 0.245-0.248 / 0.124-0.176 vs
- * 0.188-0.199 / 0.125-0.177, 256x28x28 0.072-0.089 / 0.045-0.047 vs
- * 0.060-0.091 / 0.036-0.040, 128x56x56 s2 0.074-0.111 / 0.038-0.046 vs
- * 0.068-0.109 / 0.035-0.043, 64x112x112 s2 even. */
-bool dwconv_avx512_preferred(const dw_plane *s) { return s->ow >= 16; }
+/* Rows of up to 8 outputs stay on the AVX2 paths (one ymm a row there; a
+ * zmm here would be half empty). One process, 1 thread, medians of 41
+ * rounds, AVX-512 rows / the AVX2 in-place 3x3 path: 7x7 maps (1024
+ * channels, stride 1; 512 at stride 2 from 14x14) 1.63-1.66 and 2.13-2.25,
+ * 8x8 1.09-1.14 (s1) and 1.66-1.69 (s2); from 9 outputs a row AVX-512 is
+ * ahead: 9x9 0.68-0.69, 10x10 0.71-0.75, 12x12 0.79-0.80, 14x14 0.77-0.78,
+ * 9x9 s2 (from 18) 0.80-0.82, 14x14 s2 (from 28) 0.86, 256x28x28 0.77,
+ * 32x112x112 0.81; 5x5 against the channel-blocked path: 240x14x14 0.69,
+ * 96x28x28 0.69-0.70 (s1 and s2), 96x56x56 0.73-0.84. A plane of two rows a zmm (lanes 0-7 and 8-15, the
+ * columns picked by vpermt2ps) was slower still on 7x7 maps (1.4-1.7). */
+bool dwconv_avx512_preferred(const dw_plane *s) { return s->ow > 8; }
 
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
 {

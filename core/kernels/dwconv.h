@@ -134,7 +134,7 @@ void dwconv_3x3_planes(const dw_plane *shape, const dw_3x3_geom *g, const dw_3x3
  * 3x3 and 5x5 kernels at stride 1 or 2, dilation 1, output rows [y0, y1) of
  * one plane in place, the padding as lane masks. */
 bool dwconv_avx512_supports(const dw_plane *shape);
-/* the measured rule (dwconv.c) for shapes it supports: rows of 16+ outputs */
+/* the measured rule (dwconv.c) for shapes it supports: rows of 9+ outputs */
 bool dwconv_avx512_preferred(const dw_plane *shape);
 void dwconv_rows_avx512(const dw_plane *p, int64_t y0, int64_t y1);
 
