@@ -136,6 +136,21 @@ void wino_output_avx512(const float *m, size_t xi_stride, int64_t tiles, float b
     }
 }
 
+/* Vector j of n along a row of M or V: the last one through `last` (eight
+ * lanes where the columns end at an odd multiple of 8). */
+static inline __attribute__((always_inline)) __m512 row_load(int j, int n, __mmask16 last, const float *p)
+{
+    return j == n - 1 ? _mm512_maskz_loadu_ps(last, p) : _mm512_loadu_ps(p);
+}
+
+static inline __attribute__((always_inline)) void row_store(int j, int n, __mmask16 last, float *p, __m512 x)
+{
+    if (j == n - 1)
+        _mm512_mask_storeu_ps(p, last, x);
+    else
+        _mm512_storeu_ps(p, x);
+}
+
 /* R rows of U (row stride cin) x NV zmm of V per channel (channel stride
  * vs), the last vector through `last` (eight lanes where the columns end at
  * an odd multiple of 8); 8 x 3 accumulators, three loads and a broadcast. */
@@ -152,8 +167,7 @@ static inline __attribute__((always_inline)) void gemm_tile(int R, int NV, const
         __m512 b[3];
         const float *vc = v + (size_t)c * vs;
 #pragma GCC unroll 3
-        for (int j = 0; j < NV; j++)
-            b[j] = j == NV - 1 ? _mm512_maskz_loadu_ps(last, vc + W512_LANES * j) : _mm512_loadu_ps(vc + W512_LANES * j);
+        for (int j = 0; j < NV; j++) b[j] = row_load(j, NV, last, vc + W512_LANES * j);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m512 a = _mm512_set1_ps(u[r * cin + c]);
@@ -164,13 +178,7 @@ static inline __attribute__((always_inline)) void gemm_tile(int R, int NV, const
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 3
-        for (int j = 0; j < NV; j++) {
-            float *dst = m + (size_t)r * ms + (size_t)(W512_LANES * j);
-            if (j == NV - 1)
-                _mm512_mask_storeu_ps(dst, last, acc[r][j]);
-            else
-                _mm512_storeu_ps(dst, acc[r][j]);
-        }
+        for (int j = 0; j < NV; j++) row_store(j, NV, last, m + (size_t)r * ms + (size_t)(W512_LANES * j), acc[r][j]);
 }
 
 void wino_gemm_avx512(const float *u, size_t u_xi_stride, int64_t rows, int64_t cin, const float *v, size_t ld,
@@ -214,21 +222,14 @@ static inline __attribute__((always_inline)) void ptile(int NP, int NZ, const fl
 #pragma GCC unroll 12
     for (int r = 0; r < 4 * NP; r++)
 #pragma GCC unroll 2
-        for (int j = 0; j < NZ; j++) {
-            const float *src = m + (size_t)r * ms + (size_t)(W512_LANES * j);
-            if (!accumulate)
-                acc[r][j] = _mm512_setzero_ps();
-            else if (j == NZ - 1)
-                acc[r][j] = _mm512_maskz_loadu_ps(last, src);
-            else
-                acc[r][j] = _mm512_loadu_ps(src);
-        }
+        for (int j = 0; j < NZ; j++)
+            acc[r][j] = accumulate ? row_load(j, NZ, last, m + (size_t)r * ms + (size_t)(W512_LANES * j))
+                                   : _mm512_setzero_ps();
     for (int64_t c = 0; c < kc; c++) {
         __m512 b[2];
         const float *vc = v + (size_t)c * (size_t)width;
 #pragma GCC unroll 2
-        for (int j = 0; j < NZ; j++)
-            b[j] = j == NZ - 1 ? _mm512_maskz_loadu_ps(last, vc + W512_LANES * j) : _mm512_loadu_ps(vc + W512_LANES * j);
+        for (int j = 0; j < NZ; j++) b[j] = row_load(j, NZ, last, vc + W512_LANES * j);
 #pragma GCC unroll 3
         for (int p = 0; p < NP; p++)
 #pragma GCC unroll 4
@@ -241,13 +242,7 @@ static inline __attribute__((always_inline)) void ptile(int NP, int NZ, const fl
 #pragma GCC unroll 12
     for (int r = 0; r < 4 * NP; r++)
 #pragma GCC unroll 2
-        for (int j = 0; j < NZ; j++) {
-            float *dst = m + (size_t)r * ms + (size_t)(W512_LANES * j);
-            if (j == NZ - 1)
-                _mm512_mask_storeu_ps(dst, last, acc[r][j]);
-            else
-                _mm512_storeu_ps(dst, acc[r][j]);
-        }
+        for (int j = 0; j < NZ; j++) row_store(j, NZ, last, m + (size_t)r * ms + (size_t)(W512_LANES * j), acc[r][j]);
 }
 
 void wino_pgemm_avx512(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
