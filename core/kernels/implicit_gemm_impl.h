@@ -168,6 +168,25 @@ static void ig_pad_band(const ig_job *job, const float *src, float *dst, int64_t
                 continue;
             }
             const float *in_row = src + ih * iw_n;
+#if IG_LANES == 16
+            if (sw == 1) {
+                /* AVX-512: each vector of the padded row as one load masked
+                 * to the input's columns (masked lanes are not read), no
+                 * libc calls: three a row, for rows of ~30 floats, were a
+                 * tenth of a 16-channel group's time */
+                float *d = base + r * wq;
+                int64_t end = wq + (r == rows - 1 ? g->spill : 0);
+                for (int64_t x = 0; x < end; x += IG_LANES) {
+                    int64_t col = x - pl, lo = col < 0 ? -col : 0, hi = iw_n - col;
+                    if (hi > IG_LANES) hi = IG_LANES;
+                    __mmask16 keep = end - x >= IG_LANES ? 0xFFFF : (__mmask16)((1u << (end - x)) - 1u);
+                    __mmask16 in = lo < hi ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+                    const float *from = (const float *)((uintptr_t)in_row + (uintptr_t)(col * (int64_t)sizeof(float)));
+                    _mm512_mask_storeu_ps(d + x, keep, _mm512_maskz_loadu_ps(in & keep, from));
+                }
+                continue;
+            }
+#endif
             if (sw == 1) {
                 float *d = base + r * wq;
                 memset(d, 0, (size_t)pl * sizeof(float));
