@@ -561,8 +561,9 @@ static bool dwconv_3x3_preferred(int64_t channels, int64_t ow, int64_t stride)
  * ahead: 9x9 0.68-0.69, 10x10 0.71-0.75, 12x12 0.79-0.80, 14x14 0.77-0.78,
  * 9x9 s2 (from 18) 0.80-0.82, 14x14 s2 (from 28) 0.86, 256x28x28 0.77,
  * 32x112x112 0.81; 5x5 against the channel-blocked path: 240x14x14 0.69,
- * 96x28x28 0.69-0.70 (s1 and s2), 96x56x56 0.73-0.84. A plane of two rows a zmm (lanes 0-7 and 8-15, the
- * columns picked by vpermt2ps) was slower still on 7x7 maps (1.4-1.7). */
+ * 96x28x28 0.69-0.70 (s1 and s2), 96x56x56 0.73-0.84. A plane of two rows
+ * a zmm (lanes 0-7 and 8-15, the columns picked by vpermt2ps) was slower
+ * still on 7x7 maps (1.4-1.7). */
 bool dwconv_avx512_preferred(const dw_plane *s) { return s->ow > 8; }
 
 void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
@@ -594,8 +595,8 @@ void conv_dwconv_run_path(const conv_run_args *a, dw_path path)
                     (wide_kernel || dwconv_blocked_preferred(cp->in_channels, s->oh, s->ow, s->sw)));
     bool in_place = path == DW_PATH_3X3 ||
                     (path == DW_PATH_AUTO && dwconv_3x3_preferred(cp->in_channels, s->ow, s->sw));
-    /* AVX-512, where the CPU has it, on the shapes it supports with rows of
-     * at least a vector (AVX2_RULE below) */
+    /* AVX-512, where the CPU has it, on the shapes it supports and the
+     * rule above prefers (rows of more than 8 outputs) */
     bool avx512 = avx2 && conv_cpu()->avx512 && dwconv_avx512_supports(s) &&
                   (path == DW_PATH_AVX512 || (path == DW_PATH_AUTO && dwconv_avx512_preferred(s)));
     if (avx512) {

@@ -245,6 +245,19 @@ static inline __attribute__((always_inline)) void ptile(int NP, int NZ, const fl
         for (int j = 0; j < NZ; j++) row_store(j, NZ, last, m + (size_t)r * ms + (size_t)(W512_LANES * j), acc[r][j]);
 }
 
+/* ptile with np (1-3) and nz (1-2) made constants */
+static void ptiles(int np, int nz, const float *u, size_t ups, const float *v, int64_t width, int64_t kc,
+                   __mmask16 last, bool accumulate, float *m, size_t ms)
+{
+    switch (np * 2 + nz) {
+#define PTILE_CASE(NP, NZ)                                                                                     \
+    case (NP) * 2 + (NZ): ptile(NP, NZ, u, ups, v, width, kc, last, accumulate, m, ms); break;
+        PTILE_CASE(1, 1) PTILE_CASE(1, 2) PTILE_CASE(2, 1) PTILE_CASE(2, 2) PTILE_CASE(3, 1) PTILE_CASE(3, 2)
+#undef PTILE_CASE
+    default: break;
+    }
+}
+
 void wino_pgemm_avx512(const float *u, size_t u_panel_stride, int64_t panels, const float *v, int64_t cin, int64_t k0,
                        int64_t kc, int64_t vecs, bool accumulate, float *m, size_t ms)
 {
@@ -257,29 +270,11 @@ void wino_pgemm_avx512(const float *u, size_t u_panel_stride, int64_t panels, co
         /* the V panel stays in L1 while every U panel passes over it */
         const float *vq = v + (size_t)q * (size_t)cin * (WINO_LANES * WINO_PV512) + (size_t)(k0 * width);
         float *mq = m + (size_t)q * (WINO_LANES * WINO_PV512);
-        int64_t p = 0;
-        for (; p + 3 <= panels; p += 3) {
-            const float *up = uk + (size_t)p * u_panel_stride;
-            float *mp = mq + (size_t)p * WINO_PU * ms;
-            if (nz == 2)
-                ptile(3, 2, up, u_panel_stride, vq, width, kc, last, accumulate, mp, ms);
-            else
-                ptile(3, 1, up, u_panel_stride, vq, width, kc, last, accumulate, mp, ms);
-        }
-        if (panels - p == 2) {
-            const float *up = uk + (size_t)p * u_panel_stride;
-            float *mp = mq + (size_t)p * WINO_PU * ms;
-            if (nz == 2)
-                ptile(2, 2, up, u_panel_stride, vq, width, kc, last, accumulate, mp, ms);
-            else
-                ptile(2, 1, up, u_panel_stride, vq, width, kc, last, accumulate, mp, ms);
-        } else if (panels - p == 1) {
-            const float *up = uk + (size_t)p * u_panel_stride;
-            float *mp = mq + (size_t)p * WINO_PU * ms;
-            if (nz == 2)
-                ptile(1, 2, up, u_panel_stride, vq, width, kc, last, accumulate, mp, ms);
-            else
-                ptile(1, 1, up, u_panel_stride, vq, width, kc, last, accumulate, mp, ms);
+        for (int64_t p = 0; p < panels;) {
+            int np = panels - p < 3 ? (int)(panels - p) : 3;
+            ptiles(np, nz, uk + (size_t)p * u_panel_stride, u_panel_stride, vq, width, kc, last, accumulate,
+                   mq + (size_t)p * WINO_PU * ms, ms);
+            p += np;
         }
     }
 }
